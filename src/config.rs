@@ -1,0 +1,453 @@
+//! Configuration: one TOML profile from `config/`, overridden key by key by `ROOMSTREAM_<SECTION>_<KEY>`.
+//!
+//! Layers, lowest first: the profile file (`--config FILE`; without it, `config/local.toml` as compiled
+//! in), then environment variables. Sections are single words, so the first `_` after `ROOMSTREAM_`
+//! separates section from key: `ROOMSTREAM_KAFKA_BROKERS` → `kafka.brokers`,
+//! `ROOMSTREAM_ZIGBANG_MIN_INTERVAL` → `zigbang.min_interval`. Variables the harness owns are not config:
+//! `ROOMSTREAM_CONFIG`, `ROOMSTREAM_LOG` and `ROOMSTREAM_TEST_*`.
+//!
+//! On bad input: an unknown, missing or ill-typed key fails [`load`] with a message naming the key and
+//! the layer it came from; [`Config::validate`] then checks values (URLs, addresses, names) the same way.
+//! Credentials never live in the files: they come from the environment (`ROOMSTREAM_MYSQL_URL` with a
+//! password, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` for S3).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The compiled-in `local` profile, used when no `--config` is given.
+pub const LOCAL_PROFILE: &str = include_str!("../config/local.toml");
+
+/// Environment variables with the `ROOMSTREAM_` prefix that are not configuration keys.
+const NOT_CONFIG: [&str; 3] = ["CONFIG", "LOG", "TEST_"];
+
+/// A configuration that could not be loaded or is invalid. The message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is unknown, missing or of the wrong type (figment names key and source).
+    #[error("configuration error: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A key has a value of the right type that cannot work.
+    #[error("configuration error: key `{key}` = {value:?}: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `kafka.brokers`.
+        key: &'static str,
+        /// The offending value (secrets masked).
+        value: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// The profile file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The path given with `--config`.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The whole configuration tree. Every section is required in every profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Kafka-protocol broker and topic naming.
+    pub kafka: KafkaConfig,
+    /// The production database (MySQL; MariaDB here; SQLite in the demo).
+    pub mysql: DatabaseConfig,
+    /// The Redshift staging schema (PostgreSQL in tests).
+    pub postgres: DatabaseConfig,
+    /// The object store for Parquet files.
+    pub store: StoreConfig,
+    /// The HTTP API.
+    pub api: ApiConfig,
+    /// Settings shared by every live crawler.
+    pub crawl: CrawlConfig,
+    /// The Zigbang crawler.
+    pub zigbang: ZigbangConfig,
+    /// The Dabang crawler.
+    pub dabang: DabangConfig,
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    pub brokers: String,
+    /// Prefix of every topic and consumer-group name (`<namespace>.observed.v1`). Default `roomstream`.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Replication factor for `topics apply` (1 on a single broker).
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+    /// Producer compression: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// How long the producer waits to fill a batch.
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub linger: Duration,
+    /// How long a message may wait for delivery before the produce fails.
+    #[serde(default = "default_message_timeout", with = "humantime_serde")]
+    pub message_timeout: Duration,
+}
+
+/// `[mysql]` and `[postgres]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection URL (`mysql://…`, `sqlite://…`, `postgres://…`). Put passwords in the environment
+    /// variable, never in a profile file.
+    pub url: String,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Where Parquet goes: `s3://bucket/prefix` or `file:///absolute/path`.
+    pub url: String,
+    /// S3-protocol endpoint (MinIO, s3s-fs); empty for AWS itself or a `file://` store.
+    #[serde(default)]
+    pub endpoint: String,
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the public API listens on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+}
+
+/// `[crawl]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlConfig {
+    /// The User-Agent every crawler sends.
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// Timeout of one HTTP request.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Attempts per request before a page counts as failed (429, 5xx, timeouts are retried).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// First back-off after a failed attempt; doubles each time, capped at 60 s, `Retry-After` wins.
+    #[serde(default = "default_backoff", with = "humantime_serde")]
+    pub backoff: Duration,
+}
+
+/// `[zigbang]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZigbangConfig {
+    /// API root, `https://apis.zigbang.com`.
+    pub base_url: String,
+    /// Minimum time between two requests (the polite rate limit).
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
+    /// Listing kinds to crawl: path segments of `/house/property/v1/items/{kind}`.
+    pub kinds: Vec<String>,
+    /// Geohash tiles to list (the seed's 62 tiles over Seoul when empty).
+    #[serde(default)]
+    pub geohashes: Vec<String>,
+    /// Ids per batch-detail request (the API caps it at 15).
+    pub batch_size: usize,
+}
+
+/// `[dabang]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DabangConfig {
+    /// Site root, `https://www.dabangapp.com`.
+    pub base_url: String,
+    /// Minimum time between two requests.
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
+    /// The API's result cap; a bbox whose `total` reaches it is split in four and listed again.
+    pub result_cap: u64,
+    /// Most pages fetched for one bbox before it is split.
+    pub max_pages: u32,
+}
+
+fn default_namespace() -> String {
+    "roomstream".into()
+}
+fn default_replication() -> i32 {
+    1
+}
+fn default_compression() -> String {
+    "lz4".into()
+}
+fn default_linger() -> Duration {
+    Duration::from_millis(20)
+}
+fn default_message_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_user_agent() -> String {
+    concat!("roomstream/", env!("CARGO_PKG_VERSION"), " (+https://github.com/roomstream)").into()
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+
+/// Loads a profile (or the compiled-in `local` one) and applies `ROOMSTREAM_…` overrides from the
+/// process environment, then validates.
+pub fn load(profile: Option<&Path>) -> Result<Config, ConfigError> {
+    load_with_env(profile, std::env::vars())
+}
+
+/// [`load`] with an explicit environment, for tests.
+pub fn load_with_env(
+    profile: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut figment = match profile {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                });
+            }
+            Figment::from(Toml::file_exact(path))
+        }
+        None => Figment::from(Toml::string(LOCAL_PROFILE)),
+    };
+    figment = figment.merge(EnvOverrides::from_vars(env));
+    let cfg: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// The `ROOMSTREAM_<SECTION>_<KEY>` variables as a figment provider, so that errors name the variable.
+struct EnvOverrides(Vec<(String, String, String)>);
+
+impl EnvOverrides {
+    /// Keeps the configuration variables: (variable, dotted key, value).
+    fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut kept: Vec<(String, String, String)> = vars
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let rest = name.strip_prefix("ROOMSTREAM_")?;
+                let harness = NOT_CONFIG
+                    .iter()
+                    .any(|p| rest == *p || (p.ends_with('_') && rest.starts_with(p)));
+                let key = rest.to_ascii_lowercase().replacen('_', ".", 1);
+                (!harness).then_some((name, key, value))
+            })
+            .collect();
+        kept.sort();
+        EnvOverrides(kept)
+    }
+}
+
+impl figment::Provider for EnvOverrides {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable").interpolater(|_, keys| {
+            format!("ROOMSTREAM_{}", keys.join("_").to_ascii_uppercase())
+        })
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (_, key, value) in &self.0 {
+            let parsed: figment::value::Value = value.parse().unwrap_or_else(|_| value.as_str().into());
+            let nested = figment::util::nest(key, parsed).into_dict().unwrap_or_default();
+            dict = merge_dicts(dict, nested);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+/// Merges `b` into `a`, section by section.
+fn merge_dicts(mut a: figment::value::Dict, b: figment::value::Dict) -> figment::value::Dict {
+    for (k, v) in b {
+        match (a.remove(&k), v) {
+            (Some(figment::value::Value::Dict(_, old)), figment::value::Value::Dict(tag, new)) => {
+                a.insert(k, figment::value::Value::Dict(tag, merge_dicts(old, new)));
+            }
+            (_, v) => {
+                a.insert(k, v);
+            }
+        }
+    }
+    a
+}
+
+impl Config {
+    /// Checks values that have the right type but cannot work. Pure: no I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, value: &str, reason: &str| ConfigError::Invalid {
+            key,
+            value: mask_url(value),
+            reason: reason.to_string(),
+        };
+        let k = &self.kafka;
+        if k.brokers.split(',').any(|b| {
+            let b = b.trim();
+            b.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            return Err(invalid("kafka.brokers", &k.brokers, "expected host:port[,host:port…]"));
+        }
+        if k.namespace.is_empty()
+            || !k.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(invalid("kafka.namespace", &k.namespace, "use letters, digits, '.', '_' or '-'"));
+        }
+        if k.replication_factor < 1 {
+            return Err(invalid("kafka.replication_factor", &k.replication_factor.to_string(), "must be ≥ 1"));
+        }
+        if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
+            return Err(invalid("kafka.compression", &k.compression, "expected none, gzip, snappy, lz4 or zstd"));
+        }
+        if !["mysql://", "mariadb://", "sqlite:"].iter().any(|s| self.mysql.url.starts_with(s)) {
+            return Err(invalid("mysql.url", &self.mysql.url, "expected mysql://…, mariadb://… or sqlite:…"));
+        }
+        if !["postgres://", "postgresql://"].iter().any(|s| self.postgres.url.starts_with(s)) {
+            return Err(invalid("postgres.url", &self.postgres.url, "expected postgres://…"));
+        }
+        match url::Url::parse(&self.store.url) {
+            Ok(u) if u.scheme() == "s3" && u.host_str().is_some_and(|h| h.len() >= 3) => {}
+            Ok(u) if u.scheme() == "file" && u.path().starts_with('/') => {}
+            _ => {
+                return Err(invalid("store.url", &self.store.url, "expected s3://bucket/prefix or file:///absolute/path"));
+            }
+        }
+        if !self.store.endpoint.is_empty() && url::Url::parse(&self.store.endpoint).is_err() {
+            return Err(invalid("store.endpoint", &self.store.endpoint, "expected an http(s) URL or empty"));
+        }
+        if self.api.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid("api.listen", &self.api.listen, "expected ip:port, e.g. 127.0.0.1:8080"));
+        }
+        if self.crawl.max_attempts == 0 {
+            return Err(invalid("crawl.max_attempts", "0", "must be ≥ 1"));
+        }
+        for (key, base) in [("zigbang.base_url", &self.zigbang.base_url), ("dabang.base_url", &self.dabang.base_url)] {
+            if !url::Url::parse(base).is_ok_and(|u| u.scheme().starts_with("http")) {
+                return Err(invalid(key, base, "expected an http(s) URL"));
+            }
+        }
+        if !(1..=15).contains(&self.zigbang.batch_size) {
+            return Err(invalid("zigbang.batch_size", &self.zigbang.batch_size.to_string(), "the API takes 1 to 15 ids"));
+        }
+        if self.zigbang.kinds.is_empty() {
+            return Err(invalid("zigbang.kinds", "[]", "name at least one kind, e.g. onerooms"));
+        }
+        if self.dabang.result_cap == 0 || self.dabang.max_pages == 0 {
+            return Err(invalid("dabang.result_cap", &self.dabang.result_cap.to_string(), "result_cap and max_pages must be ≥ 1"));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, passwords in URLs masked (`roomstream config check`).
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.mysql.url = mask_url(&shown.mysql.url);
+        shown.postgres.url = mask_url(&shown.postgres.url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+pub fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_compiled_in_local_profile_is_valid() {
+        let cfg = load_with_env(None, env(&[])).expect("local profile loads");
+        assert_eq!(cfg.kafka.namespace, "roomstream");
+    }
+
+    #[test]
+    fn environment_overrides_split_section_from_key_at_the_first_underscore() {
+        let cfg = load_with_env(
+            None,
+            env(&[
+                ("ROOMSTREAM_KAFKA_BROKERS", "10.0.0.1:9092"),
+                ("ROOMSTREAM_KAFKA_NAMESPACE", "rs_test"),
+                ("ROOMSTREAM_API_LISTEN", "0.0.0.0:9999"),
+                ("ROOMSTREAM_STORE_URL", "s3://bucket/prefix"),
+                ("ROOMSTREAM_STORE_ENDPOINT", "http://127.0.0.1:9000"),
+                ("ROOMSTREAM_ZIGBANG_BATCH_SIZE", "10"),
+                ("ROOMSTREAM_ZIGBANG_MIN_INTERVAL", "2s"),
+                ("ROOMSTREAM_TEST_KAFKA", "ignored"),
+                ("ROOMSTREAM_LOG", "debug"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(cfg.kafka.brokers, "10.0.0.1:9092");
+        assert_eq!(cfg.kafka.namespace, "rs_test");
+        assert_eq!(cfg.api.listen, "0.0.0.0:9999");
+        assert_eq!(cfg.store.url, "s3://bucket/prefix");
+        assert_eq!(cfg.store.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(cfg.zigbang.batch_size, 10);
+        assert_eq!(cfg.zigbang.min_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_keys_and_values_fail_naming_the_key() {
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (&[("ROOMSTREAM_KAFKA_BROKR", "x:1")], "brokr"),
+            (&[("ROOMSTREAM_KAFKA_BROKERS", "nohostport")], "kafka.brokers"),
+            (&[("ROOMSTREAM_API_LISTEN", "localhost")], "api.listen"),
+            (&[("ROOMSTREAM_STORE_URL", "ftp://x")], "store.url"),
+            (&[("ROOMSTREAM_ZIGBANG_BATCH_SIZE", "16")], "zigbang.batch_size"),
+            (&[("ROOMSTREAM_ZIGBANG_BATCH_SIZE", "many")], "batch_size"),
+        ];
+        for (vars, key) in cases {
+            let err = load_with_env(None, env(vars)).expect_err("must fail").to_string();
+            assert!(err.contains(key), "{vars:?}: error {err:?} does not name {key}");
+        }
+    }
+
+    #[test]
+    fn a_profile_missing_a_key_fails_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("broken.toml");
+        let without_brokers = LOCAL_PROFILE.replace("brokers = ", "# brokers = ");
+        std::fs::write(&path, without_brokers).expect("write");
+        let err = load_with_env(Some(&path), env(&[])).expect_err("must fail").to_string();
+        assert!(err.contains("brokers"), "{err}");
+    }
+
+    #[test]
+    fn every_shipped_profile_loads_with_its_required_environment() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for name in ["local.toml", "demo.toml", "production.toml"] {
+            let cfg = load_with_env(
+                Some(&root.join(name)),
+                env(&[("ROOMSTREAM_MYSQL_URL", "mysql://u:secret@db:3306/rs")]),
+            );
+            let cfg = cfg.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!cfg.to_masked_toml().contains("secret"), "{name} leaks the password");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Crawl: fetch listings and the broker registry, wrap them untouched, and put them on the topics.
+//!
+//! Every crawler writes through one [`Emitter`], which serializes the envelopes of
+//! [`crate::topics::envelope`], keys them (observations and sweeps by region, brokers by registration
+//! number + person), counts them and optionally paces them (`--rate`). A crawler reports success only
+//! after [`Emitter::finish`] has seen every record acknowledged by the broker.
+//!
+//! - [`http`]: the polite HTTP client (rate limit, retries with back-off, User-Agent) of live crawlers;
+//! - [`zigbang`], [`dabang`]: the live platform crawlers;
+//! - [`vworld`]: the VWORLD broker registry (CSV, EUC-KR or UTF-8, plain or zipped, file or URL);
+//! - [`fixtures`]: the real payloads of `shared/fixtures/real` as observations;
+//! - [`synthetic`]: the calibrated simulator, with its ground truth;
+//! - [`calibration`]: the per-구/동 tables the simulator and the Dabang crawler rely on.
+
+pub mod calibration;
+pub mod dabang;
+pub mod fixtures;
+pub mod http;
+pub mod synthetic;
+pub mod vworld;
+pub mod zigbang;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::kafka::{EventSink, ProduceError};
+use crate::topics::TopicKind;
+use crate::topics::envelope::{BrokerRecord, DlqEvent, Observation, SweepMarker};
+
+/// Why a crawl failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    /// Producing to the broker failed; nothing is reported as done.
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// An envelope could not be encoded (a bug: envelopes are plain data).
+    #[error("cannot encode event: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A live source failed for good (after retries).
+    #[error(transparent)]
+    Fetch(#[from] http::FetchError),
+    /// An input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An input file's content is unusable.
+    #[error("{file}: {message}")]
+    Input {
+        /// The file (or URL).
+        file: String,
+        /// What is wrong, naming the row or column.
+        message: String,
+    },
+}
+
+/// What one crawl produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CrawlReport {
+    /// Observations produced.
+    pub observations: u64,
+    /// Sweep markers produced.
+    pub sweeps: u64,
+    /// Broker records produced.
+    pub brokers: u64,
+    /// Input rows rejected to the DLQ, with their reason.
+    pub dlq: u64,
+    /// Value bytes produced.
+    pub bytes: u64,
+    /// Observations per region code.
+    pub per_region: BTreeMap<String, u64>,
+    /// Wall time from the first event to the last acknowledgement.
+    pub elapsed: Duration,
+}
+
+impl CrawlReport {
+    /// Events of every kind.
+    pub fn events(&self) -> u64 {
+        self.observations + self.sweeps + self.brokers + self.dlq
+    }
+
+    /// Events per second, acknowledgements included.
+    pub fn rate(&self) -> f64 {
+        self.events() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Mean value size in bytes.
+    pub fn mean_event_bytes(&self) -> f64 {
+        self.bytes as f64 / self.events().max(1) as f64
+    }
+
+    /// One line for the terminal.
+    pub fn summary(&self) -> String {
+        format!(
+            "produced {} events ({} observations, {} sweeps, {} brokers, {} to the DLQ; {:.0} bytes mean) in {:.2} s: {:.0} events/s",
+            self.events(),
+            self.observations,
+            self.sweeps,
+            self.brokers,
+            self.dlq,
+            self.mean_event_bytes(),
+            self.elapsed.as_secs_f64(),
+            self.rate()
+        )
+    }
+}
+
+/// The typed, counting, optionally paced front of an [`EventSink`].
+pub struct Emitter<'a> {
+    sink: &'a mut dyn EventSink,
+    report: CrawlReport,
+    started: Instant,
+    /// Events per second to pace at, if any.
+    rate: Option<f64>,
+    progress: ProgressBar,
+}
+
+impl<'a> Emitter<'a> {
+    /// Wraps a sink. `rate` paces output to that many events per second.
+    pub fn new(sink: &'a mut dyn EventSink, rate: Option<f64>) -> Self {
+        Emitter { sink, report: CrawlReport::default(), started: Instant::now(), rate, progress: ProgressBar::hidden() }
+    }
+
+    /// Shows a progress bar of `total` expected events when stderr is a terminal.
+    pub fn with_progress(mut self, total: u64, label: &'static str) -> Self {
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(label);
+            self.progress = bar;
+        }
+        self
+    }
+
+    /// Produces one observation, keyed by its region.
+    pub fn observation(&mut self, obs: &Observation) -> Result<(), CrawlError> {
+        let value = serde_json::to_vec(obs)?;
+        self.send(TopicKind::Observed, &obs.region_code, &value)?;
+        self.report.observations += 1;
+        *self.report.per_region.entry(obs.region_code.clone()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Produces one sweep marker, keyed by its region (after every observation it closes).
+    pub fn sweep(&mut self, sweep: &SweepMarker) -> Result<(), CrawlError> {
+        let value = serde_json::to_vec(sweep)?;
+        self.send(TopicKind::Sweeps, &sweep.region_code, &value)?;
+        self.report.sweeps += 1;
+        Ok(())
+    }
+
+    /// Produces one broker record, keyed by registration number + person.
+    pub fn broker(&mut self, broker: &BrokerRecord) -> Result<(), CrawlError> {
+        let value = serde_json::to_vec(broker)?;
+        self.send(TopicKind::Brokers, &broker.key(), &value)?;
+        self.report.brokers += 1;
+        Ok(())
+    }
+
+    /// Produces one rejected input row to the DLQ, keyed by its original key.
+    pub fn dlq(&mut self, event: &DlqEvent) -> Result<(), CrawlError> {
+        let value = serde_json::to_vec(event)?;
+        self.send(TopicKind::Dlq, event.key.as_deref().unwrap_or_default(), &value)?;
+        self.report.dlq += 1;
+        Ok(())
+    }
+
+    /// Events queued so far.
+    pub fn events(&self) -> u64 {
+        self.report.events()
+    }
+
+    fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), CrawlError> {
+        if let Some(rate) = self.rate {
+            let due = self.started + Duration::from_secs_f64(self.report.events() as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        self.sink.send(topic, key, value)?;
+        self.report.bytes += value.len() as u64;
+        self.progress.inc(1);
+        Ok(())
+    }
+
+    /// Waits for every acknowledgement and returns the report.
+    pub fn finish(mut self) -> Result<CrawlReport, CrawlError> {
+        self.sink.finish()?;
+        self.progress.finish_and_clear();
+        self.report.elapsed = self.started.elapsed();
+        Ok(self.report)
+    }
+}

@@ -1,0 +1,254 @@
+//! Zigbang crawler: lists ids per geohash tile, fetches details in batches of ≤ 15, emits observations.
+//!
+//! Endpoints (docs/platforms.md §2, the 2025–26 API): `GET /house/property/v1/items/{kind}?geohash=…`
+//! → `{"items":[{"id":…,"lat":…,"lng":…}]}`, then `POST /house/property/v1/items/list` with
+//! `{"itemIds":[…]}` → `{"items":[{item_id, deposit, rent, manage_cost(원), addressOrigin, …}]}`.
+//! Each detail item becomes one `zigbang.list` observation, keyed by the 구 of its `addressOrigin`.
+//!
+//! Completeness: a region gets a sweep marker only if every tile that covers it (a tile covers a 구 when
+//! one of the 구's 동 centroids lies in it) was listed and every detail batch holding one of those
+//! tiles' ids succeeded, for every kind. A failed tile or batch leaves its regions without a marker, so
+//! the processor never infers removals from a partial crawl.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use url::Url;
+
+use super::calibration::{BBox, Calibration};
+use super::http::{FetchError, PoliteClient};
+use super::{CrawlError, Emitter};
+use crate::config::Config;
+use crate::region;
+use crate::topics::envelope::{Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, whole_seconds};
+
+/// The seed's 62 geohash tiles over Seoul (precision 5, four of precision 6).
+pub const SEED_TILES: [&str; 62] = [
+    "wydnp", "wydju", "wydjv", "wydjy", "wydjz", "wydjs", "wydjt", "wydjw", "wydjx", "wydjk", "wydjm",
+    "wydjq", "wydjr", "wydjh", "wydjj", "wydjn", "wydjp", "wydhzx", "wydhzz", "wydhzw", "wydhzy", "wydq8",
+    "wydq9", "wydqd", "wydqe", "wydqs", "wydq2", "wydq3", "wydq6", "wydq7", "wydqk", "wydq0", "wydq1",
+    "wydq4", "wydq5", "wydqh", "wydmb", "wydmc", "wydmf", "wydmg", "wydmu", "wydmv", "wydmy", "wydm8",
+    "wydm9", "wydmd", "wydme", "wydms", "wydmt", "wydmw", "wydm2", "wydm3", "wydm6", "wydm7", "wydmk",
+    "wydmm", "wydm0", "wydm1", "wydm4", "wydm5", "wydmh", "wydmj",
+];
+
+/// What a Zigbang crawl did, beyond the events it produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ZigbangOutcome {
+    /// Tiles whose id list failed, as `kind/geohash`.
+    pub tiles_failed: Vec<String>,
+    /// Detail batches that failed.
+    pub batches_failed: u32,
+    /// Regions that got a sweep marker.
+    pub regions_swept: Vec<String>,
+    /// Covered regions left without a marker because something failed.
+    pub regions_incomplete: Vec<String>,
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+}
+
+/// Decodes a geohash into its box; `None` for a character outside the geohash alphabet.
+pub fn geohash_bbox(hash: &str) -> Option<BBox> {
+    const ALPHABET: &[u8] = b"0123456789bcdefghjkmnpqrstuvwxyz";
+    let (mut lat, mut lng) = ((-90.0f64, 90.0f64), (-180.0f64, 180.0f64));
+    let mut even = true;
+    for c in hash.bytes() {
+        let idx = ALPHABET.iter().position(|&a| a == c.to_ascii_lowercase())?;
+        for bit in (0..5).rev() {
+            let on = idx & (1 << bit) != 0;
+            let range = if even { &mut lng } else { &mut lat };
+            let mid = (range.0 + range.1) / 2.0;
+            if on {
+                range.0 = mid;
+            } else {
+                range.1 = mid;
+            }
+            even = !even;
+        }
+    }
+    Some(BBox { sw_lat: lat.0, sw_lng: lng.0, ne_lat: lat.1, ne_lng: lng.1 })
+}
+
+/// The regions whose 동 centroids lie in a tile.
+fn regions_of_tile(cal: &Calibration, tile: &str) -> BTreeSet<String> {
+    let Some(b) = geohash_bbox(tile) else { return BTreeSet::new() };
+    cal.dong.iter().filter(|d| b.contains(d.lat, d.lng)).map(|d| d.gu_code.clone()).collect()
+}
+
+/// The region of a `zigbang.list` item: its `addressOrigin` 시도 + 구, else [`region::UNKNOWN`].
+pub fn item_region(item: &Value) -> &'static str {
+    let origin = &item["addressOrigin"];
+    let sido = origin["local1"].as_str().or(item["local1"].as_str()).unwrap_or_default();
+    let gu = origin["local2"].as_str().or(item["local2"].as_str()).unwrap_or_default();
+    region::code_for_address(sido, gu)
+}
+
+/// An id from a list or detail item, whichever spelling the API used.
+fn item_id(item: &Value) -> Option<String> {
+    ["item_id", "id", "itemId"].iter().find_map(|k| match &item[*k] {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn items_of(url: &Url, body: &Value) -> Result<Vec<Value>, FetchError> {
+    body["items"].as_array().cloned().ok_or_else(|| FetchError::Malformed {
+        url: url.to_string(),
+        reason: "no `items` array".into(),
+    })
+}
+
+/// Crawls every configured kind and tile once and emits observations, then sweep markers for complete
+/// regions. Fails only if producing fails; fetch failures make regions incomplete instead.
+pub async fn crawl(cfg: &Config, crawl_id: &str, emitter: &mut Emitter<'_>) -> Result<ZigbangOutcome, CrawlError> {
+    let zc = &cfg.zigbang;
+    let client = PoliteClient::new(&cfg.crawl, zc.min_interval, &[])?;
+    let base = Url::parse(&zc.base_url).map_err(|e| CrawlError::Input { file: "zigbang.base_url".into(), message: e.to_string() })?;
+    let tiles: Vec<String> = if zc.geohashes.is_empty() {
+        SEED_TILES.iter().map(|s| s.to_string()).collect()
+    } else {
+        zc.geohashes.clone()
+    };
+    let cal = Calibration::embedded();
+    let started = whole_seconds(OffsetDateTime::now_utc());
+    let mut outcome = ZigbangOutcome::default();
+
+    // Which regions each tile covers, and so which tiles a region depends on.
+    let mut covering: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for tile in &tiles {
+        for r in regions_of_tile(cal, tile) {
+            covering.entry(r).or_default().insert(tile.clone());
+        }
+    }
+    let mut failed_tiles: BTreeSet<String> = BTreeSet::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+
+    for kind in &zc.kinds {
+        // 1. Ids per tile.
+        let mut ids_by_tile: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for tile in &tiles {
+            let mut url = base.join(&format!("house/property/v1/items/{kind}")).map_err(|e| CrawlError::Input {
+                file: "zigbang.kinds".into(),
+                message: e.to_string(),
+            })?;
+            url.query_pairs_mut()
+                .append_pair("geohash", tile)
+                .append_pair("depositMin", "0")
+                .append_pair("rentMin", "0")
+                .append_pair("salesPriceMin", "0");
+            match client.get_json(&url).await.and_then(|b| items_of(&url, &b)) {
+                Ok(items) => {
+                    ids_by_tile.insert(tile.clone(), items.iter().filter_map(item_id).collect());
+                }
+                Err(e) => {
+                    tracing::warn!(kind, tile, error = %e, "Zigbang tile failed; its regions get no sweep marker.");
+                    outcome.tiles_failed.push(format!("{kind}/{tile}"));
+                    failed_tiles.insert(tile.clone());
+                }
+            }
+        }
+        // 2. Details in batches, each id once per kind.
+        let mut tiles_of_id: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (tile, ids) in &ids_by_tile {
+            for id in ids {
+                tiles_of_id.entry(id.clone()).or_default().insert(tile.clone());
+            }
+        }
+        let ids: Vec<&String> = tiles_of_id.keys().filter(|id| !seen.contains(*id)).collect();
+        let list_url = base.join("house/property/v1/items/list").map_err(|e| CrawlError::Input {
+            file: "zigbang.base_url".into(),
+            message: e.to_string(),
+        })?;
+        for batch in ids.chunks(zc.batch_size) {
+            let body = json!({ "itemIds": batch.iter().map(|id| id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id.as_str()))).collect::<Vec<_>>() });
+            let items = match client.post_json(&list_url, &body).await.and_then(|b| items_of(&list_url, &b)) {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(kind, ids = batch.len(), error = %e, "Zigbang detail batch failed; its tiles' regions get no sweep marker.");
+                    outcome.batches_failed += 1;
+                    for id in batch {
+                        failed_tiles.extend(tiles_of_id[*id].iter().cloned());
+                    }
+                    continue;
+                }
+            };
+            for item in items {
+                let Some(id) = item_id(&item) else { continue };
+                if seen.contains(&id) {
+                    continue;
+                }
+                let region = item_region(&item);
+                let obs = Observation::new(
+                    Source::Zigbang,
+                    Platform::Zigbang,
+                    id.clone(),
+                    whole_seconds(OffsetDateTime::now_utc()),
+                    crawl_id,
+                    region,
+                    PayloadFormat::ZigbangList,
+                    item,
+                );
+                emitter.observation(&obs)?;
+                *counts.entry(region).or_default() += 1;
+                seen.insert(id);
+            }
+        }
+    }
+
+    // 3. Sweep markers for the regions whose every covering tile and batch succeeded.
+    let ended = whole_seconds(OffsetDateTime::now_utc());
+    for (region, tiles) in &covering {
+        if tiles.iter().any(|t| failed_tiles.contains(t)) {
+            outcome.regions_incomplete.push(region.clone());
+            continue;
+        }
+        emitter.sweep(&SweepMarker {
+            schema: SWEEP_SCHEMA.into(),
+            source: Source::Zigbang,
+            platform: Platform::Zigbang,
+            region_code: region.clone(),
+            crawl_id: crawl_id.into(),
+            started_at: started,
+            ended_at: ended,
+            listings_seen: counts.get(region.as_str()).copied().unwrap_or(0),
+        })?;
+        outcome.regions_swept.push(region.clone());
+    }
+    outcome.requests = client.requests();
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geohash_decodes_to_the_right_box() {
+        // wydm9 lies over 마포구/서대문구.
+        let b = geohash_bbox("wydm9").expect("valid");
+        assert!(b.contains(37.56, 126.93), "{b:?}");
+        assert!((b.ne_lat - b.sw_lat - 0.0439).abs() < 0.001, "precision-5 tiles are 0.044° high");
+        assert!(geohash_bbox("wyd!").is_none());
+    }
+
+    #[test]
+    fn the_seed_tiles_cover_every_seoul_gu() {
+        let cal = Calibration::embedded();
+        let covered: BTreeSet<String> = SEED_TILES.iter().flat_map(|t| regions_of_tile(cal, t)).collect();
+        for (code, name) in region::SEOUL_GU {
+            assert!(covered.contains(code), "{name} is not covered by the seed tiles");
+        }
+    }
+
+    #[test]
+    fn items_are_keyed_by_their_address_origin() {
+        let item = json!({"item_id": 1, "addressOrigin": {"local1": "서울시", "local2": "관악구"}});
+        assert_eq!(item_region(&item), "11620");
+        let item = json!({"item_id": 2, "addressOrigin": {"local1": "경기도", "local2": "하남시"}});
+        assert_eq!(item_region(&item), region::UNKNOWN);
+        assert_eq!(item_id(&json!({"id": 46674601})), Some("46674601".into()));
+    }
+}

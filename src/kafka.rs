@@ -1,0 +1,221 @@
+//! Kafka plumbing shared by every component: client settings and a producer that confirms deliveries.
+//!
+//! [`EventSink`] is the one way roomstream writes to topics. [`KafkaSink`] is the real one: idempotent,
+//! `acks=all`, compressed, keyed with the murmur2 partitioner (Java clients' default, so a Kafka Streams
+//! or Connect job keys records to the same partitions). It counts delivery reports; [`EventSink::finish`]
+//! flushes and fails unless every record was acknowledged. [`MemorySink`] keeps records in memory for
+//! unit tests only.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+
+use crate::config::KafkaConfig;
+use crate::topics::TopicKind;
+
+/// A produce that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The client could not be created (bad settings).
+    #[error("cannot create Kafka producer: {0}")]
+    Create(#[source] KafkaError),
+    /// librdkafka refused to queue a record.
+    #[error("cannot enqueue record for {topic}: {source}")]
+    Enqueue {
+        /// Target topic.
+        topic: String,
+        /// The client error.
+        #[source]
+        source: KafkaError,
+    },
+    /// Some records were not acknowledged by the broker.
+    #[error("{failed} of {sent} records were not delivered; first error: {first_error}")]
+    Undelivered {
+        /// Records handed to the producer.
+        sent: u64,
+        /// Records that failed or were never acknowledged.
+        failed: u64,
+        /// The first delivery error seen.
+        first_error: String,
+    },
+}
+
+/// How many records a sink delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Records acknowledged by the broker.
+    pub records: u64,
+    /// Their value bytes.
+    pub bytes: u64,
+}
+
+/// Where components write records.
+pub trait EventSink {
+    /// Queues one record; returns once it is queued, not delivered.
+    fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError>;
+    /// Waits until every queued record is acknowledged; fails if any was not.
+    fn finish(&mut self) -> Result<Delivered, ProduceError>;
+}
+
+/// librdkafka settings common to producers, consumers and admin clients.
+pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("client.id", format!("{}-roomstream", cfg.namespace))
+        .set("log_level", "4");
+    c
+}
+
+/// Counts delivery reports from librdkafka's callback thread.
+#[derive(Default)]
+struct DeliveryCounter {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Arc<DeliveryCounter> {}
+
+impl ProducerContext for Arc<DeliveryCounter> {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// The real sink: an idempotent, `acks=all` producer on the configured broker.
+pub struct KafkaSink {
+    producer: ThreadedProducer<Arc<DeliveryCounter>>,
+    counter: Arc<DeliveryCounter>,
+    namespace: String,
+    names: [String; 5],
+    sent: u64,
+    bytes: u64,
+    flush_timeout: Duration,
+}
+
+impl KafkaSink {
+    /// Creates the producer. No connection is made until the first record.
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, ProduceError> {
+        let counter = Arc::new(DeliveryCounter::default());
+        let producer = client_config(cfg)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", &cfg.compression)
+            .set("linger.ms", cfg.linger.as_millis().to_string())
+            .set("message.timeout.ms", cfg.message_timeout.as_millis().to_string())
+            .set("partitioner", "murmur2_random")
+            .set("queue.buffering.max.messages", "200000")
+            .create_with_context(counter.clone())
+            .map_err(ProduceError::Create)?;
+        Ok(KafkaSink {
+            producer,
+            counter,
+            namespace: cfg.namespace.clone(),
+            names: TopicKind::ALL.map(|t| t.name(&cfg.namespace)),
+            sent: 0,
+            bytes: 0,
+            flush_timeout: cfg.message_timeout + Duration::from_secs(5),
+        })
+    }
+
+    /// The namespace the topic names are under.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+}
+
+impl EventSink for KafkaSink {
+    fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError> {
+        let name = &self.names[topic as usize];
+        let mut record = BaseRecord::to(name).key(key).payload(value);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Back-pressure: the local queue is full until the broker acknowledges a batch.
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((source, _)) => {
+                    return Err(ProduceError::Enqueue { topic: name.clone(), source });
+                }
+            }
+        }
+        self.sent += 1;
+        self.bytes += value.len() as u64;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<Delivered, ProduceError> {
+        let flushed = self.producer.flush(self.flush_timeout);
+        let ok = self.counter.ok.load(Ordering::Relaxed);
+        let failed = self.counter.failed.load(Ordering::Relaxed);
+        if flushed.is_err() || failed > 0 || ok != self.sent {
+            let first_error = self
+                .counter
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|e| e.clone())
+                .or_else(|| flushed.err().map(|e| e.to_string()))
+                .unwrap_or_else(|| "no acknowledgement before the flush timeout".into());
+            return Err(ProduceError::Undelivered { sent: self.sent, failed: self.sent - ok, first_error });
+        }
+        Ok(Delivered { records: ok, bytes: self.bytes })
+    }
+}
+
+/// Keeps records in memory, in order. For unit tests only.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    /// (topic, key, value) in send order.
+    pub records: Vec<(TopicKind, String, Vec<u8>)>,
+}
+
+impl MemorySink {
+    /// The records sent to one topic, values parsed as JSON.
+    pub fn values(&self, topic: TopicKind) -> Vec<serde_json::Value> {
+        self.records
+            .iter()
+            .filter(|(t, _, _)| *t == topic)
+            .filter_map(|(_, _, v)| serde_json::from_slice(v).ok())
+            .collect()
+    }
+
+    /// The keys sent to one topic.
+    pub fn keys(&self, topic: TopicKind) -> Vec<&str> {
+        self.records.iter().filter(|(t, _, _)| *t == topic).map(|(_, k, _)| k.as_str()).collect()
+    }
+}
+
+impl EventSink for MemorySink {
+    fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError> {
+        self.records.push((topic, key.to_string(), value.to_vec()));
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<Delivered, ProduceError> {
+        Ok(Delivered {
+            records: self.records.len() as u64,
+            bytes: self.records.iter().map(|r| r.2.len() as u64).sum(),
+        })
+    }
+}
