@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The compiled-in `local` profile, used when no `--config` is given.
@@ -191,7 +191,12 @@ fn default_message_timeout() -> Duration {
     Duration::from_secs(60)
 }
 fn default_user_agent() -> String {
-    concat!("roomstream/", env!("CARGO_PKG_VERSION"), " (+https://github.com/roomstream)").into()
+    concat!(
+        "roomstream/",
+        env!("CARGO_PKG_VERSION"),
+        " (+https://github.com/roomstream)"
+    )
+    .into()
 }
 fn default_request_timeout() -> Duration {
     Duration::from_secs(20)
@@ -227,7 +232,9 @@ pub fn load_with_env(
         None => Figment::from(Toml::string(LOCAL_PROFILE)),
     };
     figment = figment.merge(EnvOverrides::from_vars(env));
-    let cfg: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+    let cfg: Config = figment
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))?;
     cfg.validate()?;
     Ok(cfg)
 }
@@ -256,16 +263,26 @@ impl EnvOverrides {
 
 impl figment::Provider for EnvOverrides {
     fn metadata(&self) -> figment::Metadata {
+        // Errors then read `for key "zigbang.batch_size (ROOMSTREAM_ZIGBANG_BATCH_SIZE)"`.
         figment::Metadata::named("environment variable").interpolater(|_, keys| {
-            format!("ROOMSTREAM_{}", keys.join("_").to_ascii_uppercase())
+            format!(
+                "{} (ROOMSTREAM_{})",
+                keys.join("."),
+                keys.join("_").to_ascii_uppercase()
+            )
         })
     }
 
-    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
         let mut dict = figment::value::Dict::new();
         for (_, key, value) in &self.0 {
-            let parsed: figment::value::Value = value.parse().unwrap_or_else(|_| value.as_str().into());
-            let nested = figment::util::nest(key, parsed).into_dict().unwrap_or_default();
+            let parsed: figment::value::Value =
+                value.parse().unwrap_or_else(|_| value.as_str().into());
+            let nested = figment::util::nest(key, parsed)
+                .into_dict()
+                .unwrap_or_default();
             dict = merge_dicts(dict, nested);
         }
         Ok(figment::Profile::Default.collect(dict))
@@ -298,56 +315,117 @@ impl Config {
         let k = &self.kafka;
         if k.brokers.split(',').any(|b| {
             let b = b.trim();
-            b.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            b.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
         }) {
-            return Err(invalid("kafka.brokers", &k.brokers, "expected host:port[,host:port…]"));
+            return Err(invalid(
+                "kafka.brokers",
+                &k.brokers,
+                "expected host:port[,host:port…]",
+            ));
         }
         if k.namespace.is_empty()
-            || !k.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            || !k
+                .namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         {
-            return Err(invalid("kafka.namespace", &k.namespace, "use letters, digits, '.', '_' or '-'"));
+            return Err(invalid(
+                "kafka.namespace",
+                &k.namespace,
+                "use letters, digits, '.', '_' or '-'",
+            ));
         }
         if k.replication_factor < 1 {
-            return Err(invalid("kafka.replication_factor", &k.replication_factor.to_string(), "must be ≥ 1"));
+            return Err(invalid(
+                "kafka.replication_factor",
+                &k.replication_factor.to_string(),
+                "must be ≥ 1",
+            ));
         }
         if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
-            return Err(invalid("kafka.compression", &k.compression, "expected none, gzip, snappy, lz4 or zstd"));
+            return Err(invalid(
+                "kafka.compression",
+                &k.compression,
+                "expected none, gzip, snappy, lz4 or zstd",
+            ));
         }
-        if !["mysql://", "mariadb://", "sqlite:"].iter().any(|s| self.mysql.url.starts_with(s)) {
-            return Err(invalid("mysql.url", &self.mysql.url, "expected mysql://…, mariadb://… or sqlite:…"));
+        if !["mysql://", "mariadb://", "sqlite:"]
+            .iter()
+            .any(|s| self.mysql.url.starts_with(s))
+        {
+            return Err(invalid(
+                "mysql.url",
+                &self.mysql.url,
+                "expected mysql://…, mariadb://… or sqlite:…",
+            ));
         }
-        if !["postgres://", "postgresql://"].iter().any(|s| self.postgres.url.starts_with(s)) {
-            return Err(invalid("postgres.url", &self.postgres.url, "expected postgres://…"));
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|s| self.postgres.url.starts_with(s))
+        {
+            return Err(invalid(
+                "postgres.url",
+                &self.postgres.url,
+                "expected postgres://…",
+            ));
         }
         match url::Url::parse(&self.store.url) {
             Ok(u) if u.scheme() == "s3" && u.host_str().is_some_and(|h| h.len() >= 3) => {}
             Ok(u) if u.scheme() == "file" && u.path().starts_with('/') => {}
             _ => {
-                return Err(invalid("store.url", &self.store.url, "expected s3://bucket/prefix or file:///absolute/path"));
+                return Err(invalid(
+                    "store.url",
+                    &self.store.url,
+                    "expected s3://bucket/prefix or file:///absolute/path",
+                ));
             }
         }
         if !self.store.endpoint.is_empty() && url::Url::parse(&self.store.endpoint).is_err() {
-            return Err(invalid("store.endpoint", &self.store.endpoint, "expected an http(s) URL or empty"));
+            return Err(invalid(
+                "store.endpoint",
+                &self.store.endpoint,
+                "expected an http(s) URL or empty",
+            ));
         }
         if self.api.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid("api.listen", &self.api.listen, "expected ip:port, e.g. 127.0.0.1:8080"));
+            return Err(invalid(
+                "api.listen",
+                &self.api.listen,
+                "expected ip:port, e.g. 127.0.0.1:8080",
+            ));
         }
         if self.crawl.max_attempts == 0 {
             return Err(invalid("crawl.max_attempts", "0", "must be ≥ 1"));
         }
-        for (key, base) in [("zigbang.base_url", &self.zigbang.base_url), ("dabang.base_url", &self.dabang.base_url)] {
+        for (key, base) in [
+            ("zigbang.base_url", &self.zigbang.base_url),
+            ("dabang.base_url", &self.dabang.base_url),
+        ] {
             if !url::Url::parse(base).is_ok_and(|u| u.scheme().starts_with("http")) {
                 return Err(invalid(key, base, "expected an http(s) URL"));
             }
         }
         if !(1..=15).contains(&self.zigbang.batch_size) {
-            return Err(invalid("zigbang.batch_size", &self.zigbang.batch_size.to_string(), "the API takes 1 to 15 ids"));
+            return Err(invalid(
+                "zigbang.batch_size",
+                &self.zigbang.batch_size.to_string(),
+                "the API takes 1 to 15 ids",
+            ));
         }
         if self.zigbang.kinds.is_empty() {
-            return Err(invalid("zigbang.kinds", "[]", "name at least one kind, e.g. onerooms"));
+            return Err(invalid(
+                "zigbang.kinds",
+                "[]",
+                "name at least one kind, e.g. onerooms",
+            ));
         }
         if self.dabang.result_cap == 0 || self.dabang.max_pages == 0 {
-            return Err(invalid("dabang.result_cap", &self.dabang.result_cap.to_string(), "result_cap and max_pages must be ≥ 1"));
+            return Err(invalid(
+                "dabang.result_cap",
+                &self.dabang.result_cap.to_string(),
+                "result_cap and max_pages must be ≥ 1",
+            ));
         }
         Ok(())
     }
@@ -377,7 +455,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -416,15 +497,29 @@ mod tests {
     fn bad_keys_and_values_fail_naming_the_key() {
         let cases: [(&[(&str, &str)], &str); 6] = [
             (&[("ROOMSTREAM_KAFKA_BROKR", "x:1")], "brokr"),
-            (&[("ROOMSTREAM_KAFKA_BROKERS", "nohostport")], "kafka.brokers"),
+            (
+                &[("ROOMSTREAM_KAFKA_BROKERS", "nohostport")],
+                "kafka.brokers",
+            ),
             (&[("ROOMSTREAM_API_LISTEN", "localhost")], "api.listen"),
             (&[("ROOMSTREAM_STORE_URL", "ftp://x")], "store.url"),
-            (&[("ROOMSTREAM_ZIGBANG_BATCH_SIZE", "16")], "zigbang.batch_size"),
-            (&[("ROOMSTREAM_ZIGBANG_BATCH_SIZE", "many")], "batch_size"),
+            (
+                &[("ROOMSTREAM_ZIGBANG_BATCH_SIZE", "16")],
+                "zigbang.batch_size",
+            ),
+            (
+                &[("ROOMSTREAM_ZIGBANG_BATCH_SIZE", "many")],
+                "zigbang.batch_size (ROOMSTREAM_ZIGBANG_BATCH_SIZE)",
+            ),
         ];
         for (vars, key) in cases {
-            let err = load_with_env(None, env(vars)).expect_err("must fail").to_string();
-            assert!(err.contains(key), "{vars:?}: error {err:?} does not name {key}");
+            let err = load_with_env(None, env(vars))
+                .expect_err("must fail")
+                .to_string();
+            assert!(
+                err.contains(key),
+                "{vars:?}: error {err:?} does not name {key}"
+            );
         }
     }
 
@@ -434,7 +529,9 @@ mod tests {
         let path = dir.path().join("broken.toml");
         let without_brokers = LOCAL_PROFILE.replace("brokers = ", "# brokers = ");
         std::fs::write(&path, without_brokers).expect("write");
-        let err = load_with_env(Some(&path), env(&[])).expect_err("must fail").to_string();
+        let err = load_with_env(Some(&path), env(&[]))
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("brokers"), "{err}");
     }
 
@@ -447,7 +544,10 @@ mod tests {
                 env(&[("ROOMSTREAM_MYSQL_URL", "mysql://u:secret@db:3306/rs")]),
             );
             let cfg = cfg.unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(!cfg.to_masked_toml().contains("secret"), "{name} leaks the password");
+            assert!(
+                !cfg.to_masked_toml().contains("secret"),
+                "{name} leaks the password"
+            );
         }
     }
 }

@@ -6,9 +6,8 @@
 //! flushes and fails unless every record was acknowledged. [`MemorySink`] keeps records in memory for
 //! unit tests only.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -80,9 +79,9 @@ struct DeliveryCounter {
     first_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for Arc<DeliveryCounter> {}
+impl ClientContext for DeliveryCounter {}
 
-impl ProducerContext for Arc<DeliveryCounter> {
+impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
@@ -102,8 +101,7 @@ impl ProducerContext for Arc<DeliveryCounter> {
 
 /// The real sink: an idempotent, `acks=all` producer on the configured broker.
 pub struct KafkaSink {
-    producer: ThreadedProducer<Arc<DeliveryCounter>>,
-    counter: Arc<DeliveryCounter>,
+    producer: ThreadedProducer<DeliveryCounter>,
     namespace: String,
     names: [String; 5],
     sent: u64,
@@ -114,20 +112,21 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Creates the producer. No connection is made until the first record.
     pub fn new(cfg: &KafkaConfig) -> Result<Self, ProduceError> {
-        let counter = Arc::new(DeliveryCounter::default());
         let producer = client_config(cfg)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", &cfg.compression)
             .set("linger.ms", cfg.linger.as_millis().to_string())
-            .set("message.timeout.ms", cfg.message_timeout.as_millis().to_string())
+            .set(
+                "message.timeout.ms",
+                cfg.message_timeout.as_millis().to_string(),
+            )
             .set("partitioner", "murmur2_random")
             .set("queue.buffering.max.messages", "200000")
-            .create_with_context(counter.clone())
+            .create_with_context(DeliveryCounter::default())
             .map_err(ProduceError::Create)?;
         Ok(KafkaSink {
             producer,
-            counter,
             namespace: cfg.namespace.clone(),
             names: TopicKind::ALL.map(|t| t.name(&cfg.namespace)),
             sent: 0,
@@ -155,7 +154,10 @@ impl EventSink for KafkaSink {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err((source, _)) => {
-                    return Err(ProduceError::Enqueue { topic: name.clone(), source });
+                    return Err(ProduceError::Enqueue {
+                        topic: name.clone(),
+                        source,
+                    });
                 }
             }
         }
@@ -166,20 +168,27 @@ impl EventSink for KafkaSink {
 
     fn finish(&mut self) -> Result<Delivered, ProduceError> {
         let flushed = self.producer.flush(self.flush_timeout);
-        let ok = self.counter.ok.load(Ordering::Relaxed);
-        let failed = self.counter.failed.load(Ordering::Relaxed);
+        let counter = self.producer.context();
+        let ok = counter.ok.load(Ordering::Relaxed);
+        let failed = counter.failed.load(Ordering::Relaxed);
         if flushed.is_err() || failed > 0 || ok != self.sent {
-            let first_error = self
-                .counter
+            let first_error = counter
                 .first_error
                 .lock()
                 .ok()
                 .and_then(|e| e.clone())
                 .or_else(|| flushed.err().map(|e| e.to_string()))
                 .unwrap_or_else(|| "no acknowledgement before the flush timeout".into());
-            return Err(ProduceError::Undelivered { sent: self.sent, failed: self.sent - ok, first_error });
+            return Err(ProduceError::Undelivered {
+                sent: self.sent,
+                failed: self.sent - ok,
+                first_error,
+            });
         }
-        Ok(Delivered { records: ok, bytes: self.bytes })
+        Ok(Delivered {
+            records: ok,
+            bytes: self.bytes,
+        })
     }
 }
 
@@ -202,7 +211,11 @@ impl MemorySink {
 
     /// The keys sent to one topic.
     pub fn keys(&self, topic: TopicKind) -> Vec<&str> {
-        self.records.iter().filter(|(t, _, _)| *t == topic).map(|(_, k, _)| k.as_str()).collect()
+        self.records
+            .iter()
+            .filter(|(t, _, _)| *t == topic)
+            .map(|(_, k, _)| k.as_str())
+            .collect()
     }
 }
 

@@ -21,7 +21,9 @@ use super::http::{FetchError, PoliteClient};
 use super::{CrawlError, Emitter};
 use crate::config::Config;
 use crate::region;
-use crate::topics::envelope::{Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, whole_seconds};
+use crate::topics::envelope::{
+    Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, whole_seconds,
+};
 
 /// How many times a box may be split in four before the crawler gives up on completeness.
 const MAX_SPLIT_DEPTH: u32 = 6;
@@ -63,7 +65,12 @@ pub fn room_region(cal: &Calibration, room: &Value) -> &'static str {
     let lat = room["randomLocation"]["lat"].as_f64().unwrap_or(0.0);
     let lng = room["randomLocation"]["lng"].as_f64().unwrap_or(0.0);
     cal.resolve_dong(dong, lat, lng)
-        .and_then(|d| region::SEOUL_GU.iter().find(|(c, _)| *c == d.gu_code).map(|(c, _)| *c))
+        .and_then(|d| {
+            region::SEOUL_GU
+                .iter()
+                .find(|(c, _)| *c == d.gu_code)
+                .map(|(c, _)| *c)
+        })
         .unwrap_or(region::UNKNOWN)
 }
 
@@ -78,10 +85,13 @@ struct BoxCrawl<'c> {
 
 impl BoxCrawl<'_> {
     fn page_url(&self, b: &BBox, page: u32) -> Result<Url, CrawlError> {
-        let mut url = self.base.join("api/v5/room-list/category/one-two/bbox").map_err(|e| CrawlError::Input {
-            file: "dabang.base_url".into(),
-            message: e.to_string(),
-        })?;
+        let mut url = self
+            .base
+            .join("api/v5/room-list/category/one-two/bbox")
+            .map_err(|e| CrawlError::Input {
+                file: "dabang.base_url".into(),
+                message: e.to_string(),
+            })?;
         let bbox = json!({"sw": {"lat": b.sw_lat, "lng": b.sw_lng}, "ne": {"lat": b.ne_lat, "lng": b.ne_lng}});
         url.query_pairs_mut()
             .append_pair("bbox", &bbox.to_string())
@@ -101,7 +111,11 @@ impl BoxCrawl<'_> {
             let body = self.client.get_json(&url).await?;
             let result = &body["result"];
             let Some(list) = result["roomList"].as_array() else {
-                return Err(FetchError::Malformed { url: url.to_string(), reason: "no `result.roomList` array".into() }.into());
+                return Err(FetchError::Malformed {
+                    url: url.to_string(),
+                    reason: "no `result.roomList` array".into(),
+                }
+                .into());
             };
             self.pages += 1;
             let total = result["total"].as_u64().unwrap_or(0);
@@ -110,7 +124,10 @@ impl BoxCrawl<'_> {
                 if depth >= MAX_SPLIT_DEPTH {
                     return Err(CrawlError::Input {
                         file: url.to_string(),
-                        message: format!("box still reaches the {} cap after {depth} splits", self.cap),
+                        message: format!(
+                            "box still reaches the {} cap after {depth} splits",
+                            self.cap
+                        ),
                     });
                 }
                 self.splits += 1;
@@ -138,23 +155,42 @@ pub async fn crawl(
     emitter: &mut Emitter<'_>,
 ) -> Result<DabangOutcome, CrawlError> {
     let dc = &cfg.dabang;
-    let headers = [("d-api-version", "5.0.0"), ("d-app-version", "1"), ("d-call-type", "web")];
+    let headers = [
+        ("d-api-version", "5.0.0"),
+        ("d-app-version", "1"),
+        ("d-call-type", "web"),
+    ];
     let client = PoliteClient::new(&cfg.crawl, dc.min_interval, &headers)?;
-    let base = Url::parse(&dc.base_url).map_err(|e| CrawlError::Input { file: "dabang.base_url".into(), message: e.to_string() })?;
+    let base = Url::parse(&dc.base_url).map_err(|e| CrawlError::Input {
+        file: "dabang.base_url".into(),
+        message: e.to_string(),
+    })?;
     let cal = Calibration::embedded();
     let regions: Vec<String> = if regions.is_empty() {
-        region::SEOUL_GU.iter().map(|(c, _)| c.to_string()).collect()
+        region::SEOUL_GU
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect()
     } else {
         regions.to_vec()
     };
-    let mut crawler = BoxCrawl { client: &client, base: &base, cap: dc.result_cap, max_pages: dc.max_pages, pages: 0, splits: 0 };
+    let mut crawler = BoxCrawl {
+        client: &client,
+        base: &base,
+        cap: dc.result_cap,
+        max_pages: dc.max_pages,
+        pages: 0,
+        splits: 0,
+    };
     let mut outcome = DabangOutcome::default();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
 
     for code in &regions {
         let Some(bbox) = cal.region_bbox(code) else {
-            outcome.regions_incomplete.push((code.clone(), "not a Seoul 구 code".into()));
+            outcome
+                .regions_incomplete
+                .push((code.clone(), "not a Seoul 구 code".into()));
             continue;
         };
         let started = whole_seconds(OffsetDateTime::now_utc());
@@ -163,12 +199,16 @@ pub async fn crawl(
             Err(CrawlError::Produce(e)) => return Err(CrawlError::Produce(e)),
             Err(e) => {
                 tracing::warn!(region = code, error = %e, "Dabang region incomplete; no sweep marker.");
-                outcome.regions_incomplete.push((code.clone(), e.to_string()));
+                outcome
+                    .regions_incomplete
+                    .push((code.clone(), e.to_string()));
                 continue;
             }
         };
         for room in rooms {
-            let Some(id) = room["id"].as_str().map(str::to_string) else { continue };
+            let Some(id) = room["id"].as_str().map(str::to_string) else {
+                continue;
+            };
             if !seen.insert(id.clone()) {
                 continue;
             }
@@ -219,7 +259,12 @@ mod tests {
 
     #[test]
     fn quadrants_tile_the_box() {
-        let b = BBox { sw_lat: 37.0, sw_lng: 127.0, ne_lat: 37.2, ne_lng: 127.4 };
+        let b = BBox {
+            sw_lat: 37.0,
+            sw_lng: 127.0,
+            ne_lat: 37.2,
+            ne_lng: 127.4,
+        };
         let q = b.quadrants();
         assert!(q.iter().all(|x| x.ne_lat - x.sw_lat - 0.1 < 1e-9));
         assert!(q.iter().filter(|x| x.contains(37.05, 127.05)).count() == 1);

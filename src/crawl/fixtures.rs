@@ -18,12 +18,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset, macros::datetime, macros::format_description, macros::offset};
+use time::{
+    OffsetDateTime, PrimitiveDateTime, UtcOffset, macros::datetime, macros::format_description,
+    macros::offset,
+};
 
 use super::calibration::Calibration;
 use super::{CrawlError, Emitter, dabang};
 use crate::region;
-use crate::topics::envelope::{Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker};
+use crate::topics::envelope::{
+    Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker,
+};
 
 /// Korea Standard Time, in which the platforms write their times.
 const KST: UtcOffset = offset!(+9);
@@ -50,24 +55,43 @@ impl FixtureOutcome {
     }
 }
 
+/// Where the real fixtures are for tests: `$ROOMSTREAM_TEST_FIXTURES`, else `../shared/fixtures/real`
+/// beside the checkout; `None` where neither exists (an outside user's machine), and tests then skip.
+pub fn real_fixtures_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("ROOMSTREAM_TEST_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real"));
+    dir.is_dir().then_some(dir)
+}
+
 fn read(dir: &Path, file: &str) -> Result<String, CrawlError> {
     let path: PathBuf = dir.join(file);
     std::fs::read_to_string(&path).map_err(|source| CrawlError::Read { path, source })
 }
 
 fn input_error(file: &str, message: impl Into<String>) -> CrawlError {
-    CrawlError::Input { file: file.into(), message: message.into() }
+    CrawlError::Input {
+        file: file.into(),
+        message: message.into(),
+    }
 }
 
 /// CSV rows as JSON objects keyed by header, values untouched strings.
 fn csv_rows(file: &str, text: &str) -> Result<Vec<Map<String, Value>>, CrawlError> {
     let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
-    let headers = reader.headers().map_err(|e| input_error(file, e.to_string()))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| input_error(file, e.to_string()))?
+        .clone();
     reader
         .records()
         .map(|r| {
             let r = r.map_err(|e| input_error(file, e.to_string()))?;
-            Ok(headers.iter().zip(r.iter()).map(|(h, v)| (h.to_string(), Value::from(v))).collect())
+            Ok(headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), Value::from(v)))
+                .collect())
         })
         .collect()
 }
@@ -81,7 +105,10 @@ fn field<'a>(row: &'a Map<String, Value>, key: &str) -> &'a str {
 pub fn emit_all(dir: &Path, emitter: &mut Emitter<'_>) -> Result<FixtureOutcome, CrawlError> {
     let mut outcome = FixtureOutcome::default();
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|source| CrawlError::Read { path: dir.into(), source })?
+        .map_err(|source| CrawlError::Read {
+            path: dir.into(),
+            source,
+        })?
         .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
         .collect();
     names.sort();
@@ -97,18 +124,29 @@ pub fn emit_all(dir: &Path, emitter: &mut Emitter<'_>) -> Result<FixtureOutcome,
         } else {
             continue;
         };
-        outcome.files.push((name.clone(), counts.0, counts.1, counts.2));
+        outcome
+            .files
+            .push((name.clone(), counts.0, counts.1, counts.2));
     }
     if outcome.files.is_empty() {
-        return Err(input_error(&dir.display().to_string(), "no fixture files found"));
+        return Err(input_error(
+            &dir.display().to_string(),
+            "no fixture files found",
+        ));
     }
     Ok(outcome)
 }
 
 /// One day of a third-party daily crawl: each row an observation, the file a sweep of its regions.
-fn daily_csv(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64, u64, u64), CrawlError> {
+fn daily_csv(
+    dir: &Path,
+    name: &str,
+    emitter: &mut Emitter<'_>,
+) -> Result<(u64, u64, u64), CrawlError> {
     let rows = csv_rows(name, &read(dir, name)?)?;
-    let day = name.trim_start_matches("zigbang_daily_seoul_").trim_end_matches(".csv");
+    let day = name
+        .trim_start_matches("zigbang_daily_seoul_")
+        .trim_end_matches(".csv");
     let crawl_id = format!("fixture-zigbang-daily-{day}");
     let time_format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let mut per_region: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -123,7 +161,10 @@ fn daily_csv(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64, 
             return Err(input_error(name, format!("row {}: empty 매물ID", i + 1)));
         }
         let sido = field(row, "시도");
-        let region = region::code_for_address(sido.split_whitespace().next().unwrap_or(sido), field(row, "구군"));
+        let region = region::code_for_address(
+            sido.split_whitespace().next().unwrap_or(sido),
+            field(row, "구군"),
+        );
         first = first.min(Some(at)).or(Some(at));
         last = last.max(Some(at));
         let obs = Observation::new(
@@ -160,11 +201,21 @@ fn daily_csv(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64, 
 }
 
 /// The one Zigbang v3 detail response.
-fn v3_detail(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64, u64, u64), CrawlError> {
-    let body: Value = serde_json::from_str(&read(dir, name)?).map_err(|e| input_error(name, e.to_string()))?;
+fn v3_detail(
+    dir: &Path,
+    name: &str,
+    emitter: &mut Emitter<'_>,
+) -> Result<(u64, u64, u64), CrawlError> {
+    let body: Value =
+        serde_json::from_str(&read(dir, name)?).map_err(|e| input_error(name, e.to_string()))?;
     let item = &body["item"];
-    let id = item["itemId"].as_u64().ok_or_else(|| input_error(name, "no item.itemId"))?;
-    let region = item["bjdCode"].as_str().and_then(region::code_for_bjd).unwrap_or(region::UNKNOWN);
+    let id = item["itemId"]
+        .as_u64()
+        .ok_or_else(|| input_error(name, "no item.itemId"))?;
+    let region = item["bjdCode"]
+        .as_str()
+        .and_then(region::code_for_bjd)
+        .unwrap_or(region::UNKNOWN);
     let obs = Observation::new(
         Source::Fixture,
         Platform::Zigbang,
@@ -180,12 +231,21 @@ fn v3_detail(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64, 
 }
 
 /// The one Dabang room-list page: each room an observation.
-fn dabang_list(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64, u64, u64), CrawlError> {
-    let body: Value = serde_json::from_str(&read(dir, name)?).map_err(|e| input_error(name, e.to_string()))?;
-    let rooms = body["result"]["roomList"].as_array().ok_or_else(|| input_error(name, "no result.roomList"))?;
+fn dabang_list(
+    dir: &Path,
+    name: &str,
+    emitter: &mut Emitter<'_>,
+) -> Result<(u64, u64, u64), CrawlError> {
+    let body: Value =
+        serde_json::from_str(&read(dir, name)?).map_err(|e| input_error(name, e.to_string()))?;
+    let rooms = body["result"]["roomList"]
+        .as_array()
+        .ok_or_else(|| input_error(name, "no result.roomList"))?;
     let cal = Calibration::embedded();
     for (i, room) in rooms.iter().enumerate() {
-        let id = room["id"].as_str().ok_or_else(|| input_error(name, format!("roomList[{i}]: no id")))?;
+        let id = room["id"]
+            .as_str()
+            .ok_or_else(|| input_error(name, format!("roomList[{i}]: no id")))?;
         let obs = Observation::new(
             Source::Fixture,
             Platform::Dabang,
@@ -202,7 +262,11 @@ fn dabang_list(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64
 }
 
 /// The Seoul snapshot sample: each row an observation.
-fn snapshot_csv(dir: &Path, name: &str, emitter: &mut Emitter<'_>) -> Result<(u64, u64, u64), CrawlError> {
+fn snapshot_csv(
+    dir: &Path,
+    name: &str,
+    emitter: &mut Emitter<'_>,
+) -> Result<(u64, u64, u64), CrawlError> {
     let rows = csv_rows(name, &read(dir, name)?)?;
     for (i, row) in rows.iter().enumerate() {
         let id = field(row, "item_id");

@@ -66,9 +66,14 @@ pub struct PoliteClient {
 
 impl PoliteClient {
     /// Builds a client with the crawl settings, the site's spacing and extra default headers.
-    pub fn new(crawl: &CrawlConfig, min_interval: Duration, headers: &[(&'static str, &str)]) -> Result<Self, FetchError> {
+    pub fn new(
+        crawl: &CrawlConfig,
+        min_interval: Duration,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Self, FetchError> {
         let mut map = HeaderMap::new();
-        let ua = HeaderValue::from_str(&crawl.user_agent).unwrap_or(HeaderValue::from_static("roomstream"));
+        let ua = HeaderValue::from_str(&crawl.user_agent)
+            .unwrap_or(HeaderValue::from_static("roomstream"));
         map.insert(USER_AGENT, ua);
         for (name, value) in headers {
             if let Ok(v) = HeaderValue::from_str(value) {
@@ -104,8 +109,14 @@ impl PoliteClient {
     }
 
     /// POSTs a JSON body to `url` and parses the answer as JSON.
-    pub async fn post_json(&self, url: &Url, body: &serde_json::Value) -> Result<serde_json::Value, FetchError> {
-        let body = self.send(|| self.client.post(url.clone()).json(body), url).await?;
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, FetchError> {
+        let body = self
+            .send(|| self.client.post(url.clone()).json(body), url)
+            .await?;
         parse_json(url, &body)
     }
 
@@ -133,7 +144,8 @@ impl PoliteClient {
         loop {
             attempt += 1;
             self.wait_for_slot().await;
-            self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let why = match build().send().await {
                 Ok(resp) if resp.status().is_success() => match resp.bytes().await {
                     Ok(b) => return Ok(b.to_vec()),
@@ -150,20 +162,33 @@ impl PoliteClient {
                     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         Retryable::Status(status, retry_after)
                     } else {
-                        return Err(FetchError::Status { url: url.to_string(), status: status.as_u16(), attempts: attempt });
+                        return Err(FetchError::Status {
+                            url: url.to_string(),
+                            status: status.as_u16(),
+                            attempts: attempt,
+                        });
                     }
                 }
                 Err(source) => Retryable::Transport(source),
             };
             if attempt >= self.max_attempts {
                 return Err(match why {
-                    Retryable::Status(status, _) => {
-                        FetchError::Status { url: url.to_string(), status: status.as_u16(), attempts: attempt }
-                    }
-                    Retryable::Transport(source) => FetchError::Transport { url: url.to_string(), attempts: attempt, source },
+                    Retryable::Status(status, _) => FetchError::Status {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                        attempts: attempt,
+                    },
+                    Retryable::Transport(source) => FetchError::Transport {
+                        url: url.to_string(),
+                        attempts: attempt,
+                        source,
+                    },
                 });
             }
-            let backoff = self.backoff.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
+            let backoff = self
+                .backoff
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(MAX_BACKOFF);
             let wait = match &why {
                 Retryable::Status(_, Some(after)) => (*after).min(MAX_BACKOFF),
                 _ => backoff,
@@ -190,5 +215,8 @@ impl std::fmt::Display for Retryable {
 }
 
 fn parse_json(url: &Url, body: &[u8]) -> Result<serde_json::Value, FetchError> {
-    serde_json::from_slice(body).map_err(|e| FetchError::Malformed { url: url.to_string(), reason: e.to_string() })
+    serde_json::from_slice(body).map_err(|e| FetchError::Malformed {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
 }

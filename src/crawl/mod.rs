@@ -124,7 +124,13 @@ pub struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     /// Wraps a sink. `rate` paces output to that many events per second.
     pub fn new(sink: &'a mut dyn EventSink, rate: Option<f64>) -> Self {
-        Emitter { sink, report: CrawlReport::default(), started: Instant::now(), rate, progress: ProgressBar::hidden() }
+        Emitter {
+            sink,
+            report: CrawlReport::default(),
+            started: Instant::now(),
+            rate,
+            progress: ProgressBar::hidden(),
+        }
     }
 
     /// Shows a progress bar of `total` expected events when stderr is a terminal.
@@ -147,7 +153,11 @@ impl<'a> Emitter<'a> {
         let value = serde_json::to_vec(obs)?;
         self.send(TopicKind::Observed, &obs.region_code, &value)?;
         self.report.observations += 1;
-        *self.report.per_region.entry(obs.region_code.clone()).or_default() += 1;
+        *self
+            .report
+            .per_region
+            .entry(obs.region_code.clone())
+            .or_default() += 1;
         Ok(())
     }
 
@@ -170,7 +180,11 @@ impl<'a> Emitter<'a> {
     /// Produces one rejected input row to the DLQ, keyed by its original key.
     pub fn dlq(&mut self, event: &DlqEvent) -> Result<(), CrawlError> {
         let value = serde_json::to_vec(event)?;
-        self.send(TopicKind::Dlq, event.key.as_deref().unwrap_or_default(), &value)?;
+        self.send(
+            TopicKind::Dlq,
+            event.key.as_deref().unwrap_or_default(),
+            &value,
+        )?;
         self.report.dlq += 1;
         Ok(())
     }

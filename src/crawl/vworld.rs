@@ -20,8 +20,19 @@ use crate::topics::envelope::{BROKER_SCHEMA, BrokerRecord, DLQ_SCHEMA, DlqEvent,
 use crate::topics::keys::normalize_registration;
 
 /// Accepted header names per field, first match wins.
-const REGISTRATION: &[&str] = &["등록번호", "중개사무소등록번호", "jurirno", "registration_number"];
-const PERSON: &[&str] = &["중개업자명", "brkrNm", "brkr_nm_encpt", "brkr_nm", "agent_name"];
+const REGISTRATION: &[&str] = &[
+    "등록번호",
+    "중개사무소등록번호",
+    "jurirno",
+    "registration_number",
+];
+const PERSON: &[&str] = &[
+    "중개업자명",
+    "brkrNm",
+    "brkr_nm_encpt",
+    "brkr_nm",
+    "agent_name",
+];
 const OFFICE: &[&str] = &["중개사무소명", "사무소명", "bsnmCmpnm", "agency_name"];
 const KIND: &[&str] = &["중개업자종별코드", "brkrAsortCode", "agent_code"];
 const POSITION: &[&str] = &["직위구분코드", "ofcpsSeCode", "position_code"];
@@ -42,41 +53,75 @@ pub struct VworldOutcome {
 }
 
 /// Reads the registry from a path or URL and emits one broker record per row.
-pub async fn import(cfg: &Config, input: &str, emitter: &mut Emitter<'_>) -> Result<VworldOutcome, CrawlError> {
+pub async fn import(
+    cfg: &Config,
+    input: &str,
+    emitter: &mut Emitter<'_>,
+) -> Result<VworldOutcome, CrawlError> {
     let bytes = if input.starts_with("http://") || input.starts_with("https://") {
-        let client = PoliteClient::new(&cfg.crawl, cfg.zigbang.min_interval, &[])?;
-        let url = url::Url::parse(input).map_err(|e| CrawlError::Input { file: input.into(), message: e.to_string() })?;
+        let client = PoliteClient::new(&cfg.crawl, std::time::Duration::ZERO, &[])?; // one download: nothing to pace
+        let url = url::Url::parse(input).map_err(|e| CrawlError::Input {
+            file: input.into(),
+            message: e.to_string(),
+        })?;
         client.get_bytes(&url).await?
     } else {
-        std::fs::read(Path::new(input)).map_err(|source| CrawlError::Read { path: input.into(), source })?
+        std::fs::read(Path::new(input)).map_err(|source| CrawlError::Read {
+            path: input.into(),
+            source,
+        })?
     };
-    emit_registry(input, &bytes, whole_seconds(OffsetDateTime::now_utc()), emitter)
+    emit_registry(
+        input,
+        &bytes,
+        whole_seconds(OffsetDateTime::now_utc()),
+        emitter,
+    )
 }
 
 /// Unzips if needed and decodes to text; returns the text and the encoding's name.
 pub fn decode(name: &str, bytes: &[u8]) -> Result<(String, &'static str), CrawlError> {
     let raw: Vec<u8> = if bytes.starts_with(b"PK\x03\x04") {
-        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .map_err(|e| CrawlError::Input { file: name.into(), message: format!("bad zip: {e}") })?;
+        let mut archive =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| CrawlError::Input {
+                file: name.into(),
+                message: format!("bad zip: {e}"),
+            })?;
         let index = (0..archive.len())
-            .find(|&i| archive.by_index(i).is_ok_and(|f| f.name().to_ascii_lowercase().ends_with(".csv")))
-            .ok_or_else(|| CrawlError::Input { file: name.into(), message: "the zip holds no .csv".into() })?;
+            .find(|&i| {
+                archive
+                    .by_index(i)
+                    .is_ok_and(|f| f.name().to_ascii_lowercase().ends_with(".csv"))
+            })
+            .ok_or_else(|| CrawlError::Input {
+                file: name.into(),
+                message: "the zip holds no .csv".into(),
+            })?;
         let mut out = Vec::new();
         archive
             .by_index(index)
             .and_then(|mut f| f.read_to_end(&mut out).map_err(Into::into))
-            .map_err(|e| CrawlError::Input { file: name.into(), message: format!("bad zip entry: {e}") })?;
+            .map_err(|e| CrawlError::Input {
+                file: name.into(),
+                message: format!("bad zip entry: {e}"),
+            })?;
         out
     } else {
         bytes.to_vec()
     };
-    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").map(<[u8]>::to_vec).unwrap_or(raw);
+    let raw = raw
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .map(<[u8]>::to_vec)
+        .unwrap_or(raw);
     match String::from_utf8(raw) {
         Ok(text) => Ok((text, "UTF-8")),
         Err(e) => {
             let (text, _, had_errors) = encoding_rs::EUC_KR.decode(e.as_bytes());
             if had_errors {
-                return Err(CrawlError::Input { file: name.into(), message: "neither UTF-8 nor EUC-KR text".into() });
+                return Err(CrawlError::Input {
+                    file: name.into(),
+                    message: "neither UTF-8 nor EUC-KR text".into(),
+                });
             }
             Ok((text.into_owned(), "EUC-KR"))
         }
@@ -91,12 +136,21 @@ pub fn emit_registry(
     emitter: &mut Emitter<'_>,
 ) -> Result<VworldOutcome, CrawlError> {
     let (text, encoding) = decode(name, bytes)?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| CrawlError::Input { file: name.into(), message: e.to_string() })?
+        .map_err(|e| CrawlError::Input {
+            file: name.into(),
+            message: e.to_string(),
+        })?
         .clone();
-    let column = |names: &[&str]| headers.iter().position(|h| names.iter().any(|n| h.trim() == *n));
+    let column = |names: &[&str]| {
+        headers
+            .iter()
+            .position(|h| names.iter().any(|n| h.trim() == *n))
+    };
     let reg_col = column(REGISTRATION).ok_or_else(|| CrawlError::Input {
         file: name.into(),
         message: format!("no registration-number column (one of {REGISTRATION:?})"),
@@ -105,24 +159,58 @@ pub fn emit_registry(
         file: name.into(),
         message: format!("no person column (one of {PERSON:?})"),
     })?;
-    let (office_col, kind_col, pos_col, cert_col, region_col) =
-        (column(OFFICE), column(KIND), column(POSITION), column(CERTIFICATE), column(REGION));
+    let (office_col, kind_col, pos_col, cert_col, region_col) = (
+        column(OFFICE),
+        column(KIND),
+        column(POSITION),
+        column(CERTIFICATE),
+        column(REGION),
+    );
 
-    let mut outcome = VworldOutcome { encoding, ..Default::default() };
+    let mut outcome = VworldOutcome {
+        encoding,
+        ..Default::default()
+    };
     for (line, row) in reader.records().enumerate() {
         outcome.rows += 1;
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                reject(emitter, name, line, "malformed_row", &e.to_string(), serde_json::Value::Null, observed_at)?;
+                reject(
+                    emitter,
+                    name,
+                    line,
+                    "malformed_row",
+                    &e.to_string(),
+                    serde_json::Value::Null,
+                    observed_at,
+                )?;
                 outcome.rejected += 1;
                 continue;
             }
         };
-        let get = |c: Option<usize>| c.and_then(|c| row.get(c)).map(str::trim).filter(|s| !s.is_empty());
+        let get = |c: Option<usize>| {
+            c.and_then(|c| row.get(c))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
         let (Some(reg), Some(person)) = (get(Some(reg_col)), get(Some(person_col))) else {
-            let value = serde_json::json!(headers.iter().zip(row.iter()).collect::<serde_json::Map<_, _>>());
-            reject(emitter, name, line, "missing_field", "registration number or person is empty", value, observed_at)?;
+            let value = serde_json::Value::Object(
+                headers
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(h, v)| (h.to_string(), serde_json::Value::from(v)))
+                    .collect(),
+            );
+            reject(
+                emitter,
+                name,
+                line,
+                "missing_field",
+                "registration number or person is empty",
+                value,
+                observed_at,
+            )?;
             outcome.rejected += 1;
             continue;
         };
@@ -136,7 +224,10 @@ pub fn emit_registry(
             broker_kind_code: get(kind_col).and_then(|s| s.parse().ok()),
             position_code: get(pos_col).and_then(|s| s.parse().ok()),
             certificate_number: get(cert_col).map(str::to_string),
-            region_code: get(region_col).and_then(|s| s.get(..5)).filter(|s| s.chars().all(|c| c.is_ascii_digit())).map(str::to_string),
+            region_code: get(region_col)
+                .and_then(|s| s.get(..5))
+                .filter(|s| s.chars().all(|c| c.is_ascii_digit()))
+                .map(str::to_string),
             observed_at,
         };
         emitter.broker(&record)?;
@@ -185,13 +276,22 @@ mod tests {
         let (euc, _, _) = encoding_rs::EUC_KR.encode(CSV);
         let mut a = MemorySink::default();
         let mut b = MemorySink::default();
-        let out_a = emit_registry("a.csv", CSV.as_bytes(), at, &mut Emitter::new(&mut a, None)).expect("utf-8");
-        let out_b = emit_registry("b.csv", &euc, at, &mut Emitter::new(&mut b, None)).expect("euc-kr");
+        let out_a = emit_registry("a.csv", CSV.as_bytes(), at, &mut Emitter::new(&mut a, None))
+            .expect("utf-8");
+        let out_b =
+            emit_registry("b.csv", &euc, at, &mut Emitter::new(&mut b, None)).expect("euc-kr");
         assert_eq!((out_a.encoding, out_b.encoding), ("UTF-8", "EUC-KR"));
         assert_eq!(a.values(TopicKind::Brokers), b.values(TopicKind::Brokers));
-        assert_eq!(a.keys(TopicKind::Brokers), vec!["92380000-4972|홍석순", "92280000-2527|김철수"]);
+        assert_eq!(
+            a.keys(TopicKind::Brokers),
+            vec!["92380000-4972|홍석순", "92280000-2527|김철수"]
+        );
         let second = &a.values(TopicKind::Brokers)[1];
-        assert_eq!(second["certificate_number"], serde_json::Value::Null, "empty certificate is None, not ''");
+        assert_eq!(
+            second["certificate_number"],
+            serde_json::Value::Null,
+            "empty certificate is None, not ''"
+        );
         assert_eq!(out_a.rejected, 1);
         assert_eq!(a.values(TopicKind::Dlq)[0]["reason"], "missing_field");
     }
@@ -199,8 +299,16 @@ mod tests {
     #[test]
     fn a_file_without_the_key_columns_fails_naming_them() {
         let mut sink = MemorySink::default();
-        let err = emit_registry("x.csv", "a,b\n1,2\n".as_bytes(), OffsetDateTime::UNIX_EPOCH, &mut Emitter::new(&mut sink, None))
-            .expect_err("must fail");
-        assert!(err.to_string().contains("registration-number column"), "{err}");
+        let err = emit_registry(
+            "x.csv",
+            "a,b\n1,2\n".as_bytes(),
+            OffsetDateTime::UNIX_EPOCH,
+            &mut Emitter::new(&mut sink, None),
+        )
+        .expect_err("must fail");
+        assert!(
+            err.to_string().contains("registration-number column"),
+            "{err}"
+        );
     }
 }

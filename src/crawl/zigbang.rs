@@ -21,16 +21,19 @@ use super::http::{FetchError, PoliteClient};
 use super::{CrawlError, Emitter};
 use crate::config::Config;
 use crate::region;
-use crate::topics::envelope::{Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, whole_seconds};
+use crate::topics::envelope::{
+    Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, whole_seconds,
+};
 
 /// The seed's 62 geohash tiles over Seoul (precision 5, four of precision 6).
 pub const SEED_TILES: [&str; 62] = [
-    "wydnp", "wydju", "wydjv", "wydjy", "wydjz", "wydjs", "wydjt", "wydjw", "wydjx", "wydjk", "wydjm",
-    "wydjq", "wydjr", "wydjh", "wydjj", "wydjn", "wydjp", "wydhzx", "wydhzz", "wydhzw", "wydhzy", "wydq8",
-    "wydq9", "wydqd", "wydqe", "wydqs", "wydq2", "wydq3", "wydq6", "wydq7", "wydqk", "wydq0", "wydq1",
-    "wydq4", "wydq5", "wydqh", "wydmb", "wydmc", "wydmf", "wydmg", "wydmu", "wydmv", "wydmy", "wydm8",
-    "wydm9", "wydmd", "wydme", "wydms", "wydmt", "wydmw", "wydm2", "wydm3", "wydm6", "wydm7", "wydmk",
-    "wydmm", "wydm0", "wydm1", "wydm4", "wydm5", "wydmh", "wydmj",
+    "wydnp", "wydju", "wydjv", "wydjy", "wydjz", "wydjs", "wydjt", "wydjw", "wydjx", "wydjk",
+    "wydjm", "wydjq", "wydjr", "wydjh", "wydjj", "wydjn", "wydjp", "wydhzx", "wydhzz", "wydhzw",
+    "wydhzy", "wydq8", "wydq9", "wydqd", "wydqe", "wydqs", "wydq2", "wydq3", "wydq6", "wydq7",
+    "wydqk", "wydq0", "wydq1", "wydq4", "wydq5", "wydqh", "wydmb", "wydmc", "wydmf", "wydmg",
+    "wydmu", "wydmv", "wydmy", "wydm8", "wydm9", "wydmd", "wydme", "wydms", "wydmt", "wydmw",
+    "wydm2", "wydm3", "wydm6", "wydm7", "wydmk", "wydmm", "wydm0", "wydm1", "wydm4", "wydm5",
+    "wydmh", "wydmj",
 ];
 
 /// What a Zigbang crawl did, beyond the events it produced.
@@ -67,45 +70,74 @@ pub fn geohash_bbox(hash: &str) -> Option<BBox> {
             even = !even;
         }
     }
-    Some(BBox { sw_lat: lat.0, sw_lng: lng.0, ne_lat: lat.1, ne_lng: lng.1 })
+    Some(BBox {
+        sw_lat: lat.0,
+        sw_lng: lng.0,
+        ne_lat: lat.1,
+        ne_lng: lng.1,
+    })
 }
 
 /// The regions whose 동 centroids lie in a tile.
 fn regions_of_tile(cal: &Calibration, tile: &str) -> BTreeSet<String> {
-    let Some(b) = geohash_bbox(tile) else { return BTreeSet::new() };
-    cal.dong.iter().filter(|d| b.contains(d.lat, d.lng)).map(|d| d.gu_code.clone()).collect()
+    let Some(b) = geohash_bbox(tile) else {
+        return BTreeSet::new();
+    };
+    cal.dong
+        .iter()
+        .filter(|d| b.contains(d.lat, d.lng))
+        .map(|d| d.gu_code.clone())
+        .collect()
 }
 
 /// The region of a `zigbang.list` item: its `addressOrigin` 시도 + 구, else [`region::UNKNOWN`].
 pub fn item_region(item: &Value) -> &'static str {
     let origin = &item["addressOrigin"];
-    let sido = origin["local1"].as_str().or(item["local1"].as_str()).unwrap_or_default();
-    let gu = origin["local2"].as_str().or(item["local2"].as_str()).unwrap_or_default();
+    let sido = origin["local1"]
+        .as_str()
+        .or(item["local1"].as_str())
+        .unwrap_or_default();
+    let gu = origin["local2"]
+        .as_str()
+        .or(item["local2"].as_str())
+        .unwrap_or_default();
     region::code_for_address(sido, gu)
 }
 
 /// An id from a list or detail item, whichever spelling the API used.
 fn item_id(item: &Value) -> Option<String> {
-    ["item_id", "id", "itemId"].iter().find_map(|k| match &item[*k] {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    })
+    ["item_id", "id", "itemId"]
+        .iter()
+        .find_map(|k| match &item[*k] {
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        })
 }
 
 fn items_of(url: &Url, body: &Value) -> Result<Vec<Value>, FetchError> {
-    body["items"].as_array().cloned().ok_or_else(|| FetchError::Malformed {
-        url: url.to_string(),
-        reason: "no `items` array".into(),
-    })
+    body["items"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| FetchError::Malformed {
+            url: url.to_string(),
+            reason: "no `items` array".into(),
+        })
 }
 
 /// Crawls every configured kind and tile once and emits observations, then sweep markers for complete
 /// regions. Fails only if producing fails; fetch failures make regions incomplete instead.
-pub async fn crawl(cfg: &Config, crawl_id: &str, emitter: &mut Emitter<'_>) -> Result<ZigbangOutcome, CrawlError> {
+pub async fn crawl(
+    cfg: &Config,
+    crawl_id: &str,
+    emitter: &mut Emitter<'_>,
+) -> Result<ZigbangOutcome, CrawlError> {
     let zc = &cfg.zigbang;
     let client = PoliteClient::new(&cfg.crawl, zc.min_interval, &[])?;
-    let base = Url::parse(&zc.base_url).map_err(|e| CrawlError::Input { file: "zigbang.base_url".into(), message: e.to_string() })?;
+    let base = Url::parse(&zc.base_url).map_err(|e| CrawlError::Input {
+        file: "zigbang.base_url".into(),
+        message: e.to_string(),
+    })?;
     let tiles: Vec<String> = if zc.geohashes.is_empty() {
         SEED_TILES.iter().map(|s| s.to_string()).collect()
     } else {
@@ -130,10 +162,12 @@ pub async fn crawl(cfg: &Config, crawl_id: &str, emitter: &mut Emitter<'_>) -> R
         // 1. Ids per tile.
         let mut ids_by_tile: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for tile in &tiles {
-            let mut url = base.join(&format!("house/property/v1/items/{kind}")).map_err(|e| CrawlError::Input {
-                file: "zigbang.kinds".into(),
-                message: e.to_string(),
-            })?;
+            let mut url = base
+                .join(&format!("house/property/v1/items/{kind}"))
+                .map_err(|e| CrawlError::Input {
+                    file: "zigbang.kinds".into(),
+                    message: e.to_string(),
+                })?;
             url.query_pairs_mut()
                 .append_pair("geohash", tile)
                 .append_pair("depositMin", "0")
@@ -154,17 +188,29 @@ pub async fn crawl(cfg: &Config, crawl_id: &str, emitter: &mut Emitter<'_>) -> R
         let mut tiles_of_id: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (tile, ids) in &ids_by_tile {
             for id in ids {
-                tiles_of_id.entry(id.clone()).or_default().insert(tile.clone());
+                tiles_of_id
+                    .entry(id.clone())
+                    .or_default()
+                    .insert(tile.clone());
             }
         }
-        let ids: Vec<&String> = tiles_of_id.keys().filter(|id| !seen.contains(*id)).collect();
-        let list_url = base.join("house/property/v1/items/list").map_err(|e| CrawlError::Input {
-            file: "zigbang.base_url".into(),
-            message: e.to_string(),
-        })?;
+        let ids: Vec<&String> = tiles_of_id
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .collect();
+        let list_url =
+            base.join("house/property/v1/items/list")
+                .map_err(|e| CrawlError::Input {
+                    file: "zigbang.base_url".into(),
+                    message: e.to_string(),
+                })?;
         for batch in ids.chunks(zc.batch_size) {
             let body = json!({ "itemIds": batch.iter().map(|id| id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id.as_str()))).collect::<Vec<_>>() });
-            let items = match client.post_json(&list_url, &body).await.and_then(|b| items_of(&list_url, &b)) {
+            let items = match client
+                .post_json(&list_url, &body)
+                .await
+                .and_then(|b| items_of(&list_url, &b))
+            {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::warn!(kind, ids = batch.len(), error = %e, "Zigbang detail batch failed; its tiles' regions get no sweep marker.");
@@ -227,19 +273,29 @@ mod tests {
 
     #[test]
     fn geohash_decodes_to_the_right_box() {
-        // wydm9 lies over 마포구/서대문구.
+        // wydm9 lies over 용산구 and 중구: 37.529–37.573 N, 126.958–127.002 E.
         let b = geohash_bbox("wydm9").expect("valid");
-        assert!(b.contains(37.56, 126.93), "{b:?}");
-        assert!((b.ne_lat - b.sw_lat - 0.0439).abs() < 0.001, "precision-5 tiles are 0.044° high");
+        assert!(b.contains(37.55, 126.98), "{b:?}");
+        assert!(!b.contains(37.56, 126.93), "{b:?}");
+        assert!(
+            (b.ne_lat - b.sw_lat - 0.0439).abs() < 0.001,
+            "precision-5 tiles are 0.044° high"
+        );
         assert!(geohash_bbox("wyd!").is_none());
     }
 
     #[test]
     fn the_seed_tiles_cover_every_seoul_gu() {
         let cal = Calibration::embedded();
-        let covered: BTreeSet<String> = SEED_TILES.iter().flat_map(|t| regions_of_tile(cal, t)).collect();
+        let covered: BTreeSet<String> = SEED_TILES
+            .iter()
+            .flat_map(|t| regions_of_tile(cal, t))
+            .collect();
         for (code, name) in region::SEOUL_GU {
-            assert!(covered.contains(code), "{name} is not covered by the seed tiles");
+            assert!(
+                covered.contains(code),
+                "{name} is not covered by the seed tiles"
+            );
         }
     }
 

@@ -69,6 +69,9 @@ mod tests {
 
     #[test]
     fn broker_key_joins_number_and_trimmed_person() {
-        assert_eq!(broker_key("92380000-4972", " 홍석순 "), "92380000-4972|홍석순");
+        assert_eq!(
+            broker_key("92380000-4972", " 홍석순 "),
+            "92380000-4972|홍석순"
+        );
     }
 }

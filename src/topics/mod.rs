@@ -174,20 +174,34 @@ mod tests {
             assert!(file.ends_with(&format!("{}.toml", def.suffix)), "{file}");
             assert_eq!(def.value_schema, format!("{}.schema.json", def.suffix));
             let parsed: serde_json::Value = serde_json::from_str(schema).expect("schema is JSON");
-            assert!(parsed["$id"].as_str().is_some_and(|id| id.contains(&def.suffix)), "{file}");
+            assert!(
+                parsed["$id"]
+                    .as_str()
+                    .is_some_and(|id| id.contains(&def.suffix)),
+                "{file}"
+            );
         }
     }
 
     #[test]
     fn region_keyed_topics_are_co_partitioned() {
-        assert_eq!(TopicKind::Observed.def().partitions, TopicKind::Sweeps.def().partitions);
+        assert_eq!(
+            TopicKind::Observed.def().partitions,
+            TopicKind::Sweeps.def().partitions
+        );
     }
 
     #[test]
     fn compacted_topics_are_kept_forever_and_names_carry_the_namespace() {
-        assert_eq!(TopicKind::Brokers.def().cleanup_policy, CleanupPolicy::Compact);
+        assert_eq!(
+            TopicKind::Brokers.def().cleanup_policy,
+            CleanupPolicy::Compact
+        );
         assert_eq!(TopicKind::Listings.def().retention_ms(), -1);
-        assert_eq!(TopicKind::Observed.def().retention_ms(), 180 * 24 * 3600 * 1000);
+        assert_eq!(
+            TopicKind::Observed.def().retention_ms(),
+            180 * 24 * 3600 * 1000
+        );
         assert_eq!(TopicKind::Observed.name("rs_t1"), "rs_t1.observed.v1");
         assert_eq!(group_name("roomstream", "process"), "roomstream.process");
     }

@@ -55,7 +55,7 @@ struct SnapshotRow {
     rent: f64,
     size_m2: f64,
     service_type: String,
-    manage_cost: f64,
+    manage_cost: Option<f64>,
     lat: f64,
     lng: f64,
     local1: String,
@@ -65,7 +65,12 @@ struct SnapshotRow {
 
 #[derive(Deserialize)]
 struct SummaryRow {
-    #[serde(alias = "\u{feff}gu", alias = "\u{feff}dong", alias = "gu", alias = "dong")]
+    #[serde(
+        alias = "\u{feff}gu",
+        alias = "\u{feff}dong",
+        alias = "gu",
+        alias = "dong"
+    )]
     name: String,
     rent_median: f64,
     deposit_median: f64,
@@ -73,14 +78,20 @@ struct SummaryRow {
 }
 
 fn read(dir: &Path, file: &str) -> Result<String, CalibrationError> {
-    std::fs::read_to_string(dir.join(file)).map_err(|source| CalibrationError::Read { file: file.into(), source })
+    std::fs::read_to_string(dir.join(file)).map_err(|source| CalibrationError::Read {
+        file: file.into(),
+        source,
+    })
 }
 
 fn rows<T: for<'de> Deserialize<'de>>(text: &str, file: &str) -> Result<Vec<T>, CalibrationError> {
     csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes())
         .deserialize()
         .collect::<Result<Vec<T>, _>>()
-        .map_err(|source| CalibrationError::Csv { file: file.into(), source })
+        .map_err(|source| CalibrationError::Csv {
+            file: file.into(),
+            source,
+        })
 }
 
 /// Linear-interpolated quantile (type 7) of an unsorted sample.
@@ -130,13 +141,22 @@ pub fn derive(dir: &Path) -> Result<Calibration, CalibrationError> {
     for (code, name) in region::SEOUL_GU {
         let rs = by_gu.get(code).map(Vec::as_slice).unwrap_or_default();
         let monthly: Vec<&&SnapshotRow> = rs.iter().filter(|r| r.rent > 0.0).collect();
-        let jeonse: Vec<f64> = rs.iter().filter(|r| r.rent <= 0.0).map(|r| r.deposit).collect();
+        let jeonse: Vec<f64> = rs
+            .iter()
+            .filter(|r| r.rent <= 0.0)
+            .map(|r| r.deposit)
+            .collect();
         let rents: Vec<f64> = monthly.iter().map(|r| r.rent).collect();
         let deposits: Vec<f64> = monthly.iter().map(|r| r.deposit).collect();
         let areas: Vec<f64> = rs.iter().map(|r| r.size_m2).collect();
-        let fees: Vec<f64> = rs.iter().map(|r| r.manage_cost).collect();
+        let fees: Vec<f64> = rs.iter().filter_map(|r| r.manage_cost).collect();
         let q = |v: &[f64], p: f64, what: &'static str| {
-            quantile(v, p).map(|x| round(x, 2)).ok_or(CalibrationError::Empty { gu: name.into(), what })
+            quantile(v, p)
+                .map(|x| round(x, 2))
+                .ok_or(CalibrationError::Empty {
+                    gu: name.into(),
+                    what,
+                })
         };
         let summary = gu_summary.iter().find(|s| s.name.trim() == name);
         let n = rs.len().max(1) as f64;
@@ -151,12 +171,17 @@ pub fn derive(dir: &Path) -> Result<Calibration, CalibrationError> {
             deposit_p50: q(&deposits, 0.5, "deposit")?,
             deposit_p75: q(&deposits, 0.75, "deposit")?,
             jeonse_share: round(jeonse.len() as f64 / n, 4),
-            jeonse_deposit_p50: quantile(&jeonse, 0.5).map(|x| round(x, 2)).unwrap_or(20000.0),
+            jeonse_deposit_p50: quantile(&jeonse, 0.5)
+                .map(|x| round(x, 2))
+                .unwrap_or(20000.0),
             area_p25: q(&areas, 0.25, "area")?,
             area_p50: q(&areas, 0.5, "area")?,
             area_p75: q(&areas, 0.75, "area")?,
             fee_won_p50: q(&fees, 0.5, "fee")?,
-            officetel_share: round(rs.iter().filter(|r| r.service_type == "오피스텔").count() as f64 / n, 4),
+            officetel_share: round(
+                rs.iter().filter(|r| r.service_type == "오피스텔").count() as f64 / n,
+                4,
+            ),
             contract_rent_median: summary.map(|s| round(s.rent_median, 2)).unwrap_or(0.0),
             contract_deposit_median: summary.map(|s| round(s.deposit_median, 2)).unwrap_or(0.0),
         });

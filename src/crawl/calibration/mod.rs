@@ -9,7 +9,7 @@
 //!   contract medians of the registry where it has the 동.
 //!
 //! `roomstream crawl calibrate --dir ../shared/fixtures/real` derives both from the fixtures again
-//! ([`Calibration::derive`]); a test checks that the committed tables are exactly what it derives.
+//! ([`derive()`]); a test checks that the committed tables are exactly what it derives.
 
 mod derive;
 
@@ -108,10 +108,30 @@ impl BBox {
         let mid_lat = (self.sw_lat + self.ne_lat) / 2.0;
         let mid_lng = (self.sw_lng + self.ne_lng) / 2.0;
         [
-            BBox { sw_lat: self.sw_lat, sw_lng: self.sw_lng, ne_lat: mid_lat, ne_lng: mid_lng },
-            BBox { sw_lat: self.sw_lat, sw_lng: mid_lng, ne_lat: mid_lat, ne_lng: self.ne_lng },
-            BBox { sw_lat: mid_lat, sw_lng: self.sw_lng, ne_lat: self.ne_lat, ne_lng: mid_lng },
-            BBox { sw_lat: mid_lat, sw_lng: mid_lng, ne_lat: self.ne_lat, ne_lng: self.ne_lng },
+            BBox {
+                sw_lat: self.sw_lat,
+                sw_lng: self.sw_lng,
+                ne_lat: mid_lat,
+                ne_lng: mid_lng,
+            },
+            BBox {
+                sw_lat: self.sw_lat,
+                sw_lng: mid_lng,
+                ne_lat: mid_lat,
+                ne_lng: self.ne_lng,
+            },
+            BBox {
+                sw_lat: mid_lat,
+                sw_lng: self.sw_lng,
+                ne_lat: self.ne_lat,
+                ne_lng: mid_lng,
+            },
+            BBox {
+                sw_lat: mid_lat,
+                sw_lng: mid_lng,
+                ne_lat: self.ne_lat,
+                ne_lng: self.ne_lng,
+            },
         ]
     }
 
@@ -145,8 +165,12 @@ impl Calibration {
 
     /// Parses the two tables.
     pub fn from_csv(gu_csv: &str, dong_csv: &str) -> Result<Calibration, csv::Error> {
-        let gu = csv::Reader::from_reader(gu_csv.as_bytes()).deserialize().collect::<Result<_, _>>()?;
-        let dong = csv::Reader::from_reader(dong_csv.as_bytes()).deserialize().collect::<Result<_, _>>()?;
+        let gu = csv::Reader::from_reader(gu_csv.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()?;
+        let dong = csv::Reader::from_reader(dong_csv.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()?;
         Ok(Calibration { gu, dong })
     }
 
@@ -187,7 +211,12 @@ impl Calibration {
     pub fn region_bbox(&self, code: &str) -> Option<BBox> {
         let mut it = self.dongs_of(code).peekable();
         it.peek()?;
-        let mut b = BBox { sw_lat: f64::MAX, sw_lng: f64::MAX, ne_lat: f64::MIN, ne_lng: f64::MIN };
+        let mut b = BBox {
+            sw_lat: f64::MAX,
+            sw_lng: f64::MAX,
+            ne_lat: f64::MIN,
+            ne_lng: f64::MIN,
+        };
         for d in it {
             b.sw_lat = b.sw_lat.min(d.lat - 3.0 * d.lat_sd);
             b.sw_lng = b.sw_lng.min(d.lng - 3.0 * d.lng_sd);
@@ -201,7 +230,9 @@ impl Calibration {
     pub fn dong_names(&self) -> BTreeMap<&str, Vec<&str>> {
         let mut m: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for d in &self.dong {
-            m.entry(d.gu_code.as_str()).or_default().push(d.dong.as_str());
+            m.entry(d.gu_code.as_str())
+                .or_default()
+                .push(d.dong.as_str());
         }
         m
     }
@@ -216,11 +247,33 @@ mod tests {
         let cal = Calibration::embedded();
         assert_eq!(cal.gu.len(), 25);
         for g in &cal.gu {
-            assert!(crate::region::gu_name(&g.gu_code) == Some(g.gu.as_str()), "{}", g.gu);
-            assert!(g.rent_p25 <= g.rent_p50 && g.rent_p50 <= g.rent_p75, "{}", g.gu);
-            assert!((20.0..200.0).contains(&g.rent_p50), "{} rent {}", g.gu, g.rent_p50);
-            assert!((10.0..80.0).contains(&g.area_p50), "{} area {}", g.gu, g.area_p50);
-            assert!(cal.dongs_of(&g.gu_code).count() >= 2, "{} has too few 동", g.gu);
+            assert!(
+                crate::region::gu_name(&g.gu_code) == Some(g.gu.as_str()),
+                "{}",
+                g.gu
+            );
+            assert!(
+                g.rent_p25 <= g.rent_p50 && g.rent_p50 <= g.rent_p75,
+                "{}",
+                g.gu
+            );
+            assert!(
+                (20.0..200.0).contains(&g.rent_p50),
+                "{} rent {}",
+                g.gu,
+                g.rent_p50
+            );
+            assert!(
+                (10.0..80.0).contains(&g.area_p50),
+                "{} area {}",
+                g.gu,
+                g.area_p50
+            );
+            assert!(
+                cal.dongs_of(&g.gu_code).count() >= 2,
+                "{} has too few 동",
+                g.gu
+            );
             assert!(cal.region_bbox(&g.gu_code).is_some());
         }
         assert!(cal.dong.len() > 150);
@@ -229,9 +282,34 @@ mod tests {
     #[test]
     fn dong_names_resolve_to_the_nearest_gu() {
         let cal = Calibration::embedded();
-        let d = cal.resolve_dong("천호동", 37.5465, 127.1276).expect("천호동 is in Seoul");
+        let d = cal
+            .resolve_dong("천호동", 37.5465, 127.1276)
+            .expect("천호동 is in Seoul");
         assert_eq!(d.gu_code, "11740");
-        assert!(cal.resolve_dong("인계동", 37.2754, 127.0277).is_none(), "수원 is not Seoul");
+        assert!(
+            cal.resolve_dong("인계동", 37.2754, 127.0277).is_none(),
+            "수원 is not Seoul"
+        );
+    }
+
+    #[test]
+    fn the_committed_tables_are_exactly_what_the_fixtures_derive() {
+        let Some(dir) = crate::crawl::fixtures::real_fixtures_dir() else {
+            eprintln!(
+                "SKIP: real fixtures not found (set ROOMSTREAM_TEST_FIXTURES); committed tables not re-derived"
+            );
+            return;
+        };
+        let derived = derive(&dir).expect("fixtures derive");
+        let (gu, dong) = derived.to_csv();
+        assert_eq!(
+            gu, GU_CSV,
+            "data/calibration/seoul_gu.csv is stale: run `roomstream crawl calibrate`"
+        );
+        assert_eq!(
+            dong, DONG_CSV,
+            "data/calibration/seoul_dong.csv is stale: run `roomstream crawl calibrate`"
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ use super::calibration::Calibration;
 use super::{CrawlError, CrawlReport, Emitter};
 use crate::region;
 use crate::topics::envelope::{
-    BROKER_SCHEMA, BrokerRecord, Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker,
+    BROKER_SCHEMA, BrokerRecord, Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source,
+    SweepMarker,
 };
 use crate::topics::keys::normalize_registration;
 use world::{FlatKind, World, unit};
@@ -68,14 +69,26 @@ pub fn run(args: &SyntheticArgs, emitter: &mut Emitter<'_>) -> Result<World, Cra
         let mut tick: i64 = 0;
         for (region, flats) in &by_region {
             for platform in [0u8, 1u8] {
-                let crawl_id = format!("synthetic-s{}-d{day:03}-{}", args.seed, ["zigbang", "dabang"][platform as usize]);
+                let crawl_id = format!(
+                    "synthetic-s{}-d{day:03}-{}",
+                    args.seed,
+                    ["zigbang", "dabang"][platform as usize]
+                );
                 let started_at = day_start + Duration::seconds(tick / 20);
                 let failed = *region != region::UNKNOWN && unit(&mut rng) < CRAWL_FAILURE_RATE;
                 let mut seen = 0u64;
                 for &fi in flats {
                     let flat = &world.flats[fi];
-                    for ep in flat.episodes.iter().filter(|e| e.platform == platform && e.from_day <= day && day < e.to_day) {
-                        let skip = if failed { unit(&mut rng) < 0.5 } else { unit(&mut rng) < MISS_RATE };
+                    for ep in flat
+                        .episodes
+                        .iter()
+                        .filter(|e| e.platform == platform && e.from_day <= day && day < e.to_day)
+                    {
+                        let skip = if failed {
+                            unit(&mut rng) < 0.5
+                        } else {
+                            unit(&mut rng) < MISS_RATE
+                        };
                         if skip {
                             continue;
                         }
@@ -91,7 +104,11 @@ pub fn run(args: &SyntheticArgs, emitter: &mut Emitter<'_>) -> Result<World, Cra
                     emitter.sweep(&SweepMarker {
                         schema: SWEEP_SCHEMA.into(),
                         source: Source::Synthetic,
-                        platform: if platform == 0 { Platform::Zigbang } else { Platform::Dabang },
+                        platform: if platform == 0 {
+                            Platform::Zigbang
+                        } else {
+                            Platform::Dabang
+                        },
                         region_code: (*region).into(),
                         crawl_id,
                         started_at,
@@ -108,12 +125,17 @@ pub fn run(args: &SyntheticArgs, emitter: &mut Emitter<'_>) -> Result<World, Cra
 /// Expected number of events, for the progress bar (an estimate: misses and failures vary).
 pub fn estimate_events(args: &SyntheticArgs) -> u64 {
     let per_day = f64::from(args.listings) * (1.0 + 1.0 / 3.0) * 0.8;
-    (per_day * f64::from(args.days)) as u64 + u64::from(args.listings / 20) + 52 * u64::from(args.days)
+    (per_day * f64::from(args.days)) as u64
+        + u64::from(args.listings / 20)
+        + 52 * u64::from(args.days)
 }
 
 /// Region code → flat indices, in code order (the unknown region last, as its code sorts first).
 fn regions(world: &World) -> Vec<(&'static str, Vec<usize>)> {
-    let mut out: Vec<(&'static str, Vec<usize>)> = region::SEOUL_GU.iter().map(|(c, _)| (*c, Vec::new())).collect();
+    let mut out: Vec<(&'static str, Vec<usize>)> = region::SEOUL_GU
+        .iter()
+        .map(|(c, _)| (*c, Vec::new()))
+        .collect();
     out.push((region::UNKNOWN, Vec::new()));
     for (i, f) in world.flats.iter().enumerate() {
         if let Some(slot) = out.iter_mut().find(|(c, _)| *c == f.gu_code) {
@@ -133,15 +155,55 @@ fn observation(
     crawl_id: &str,
 ) -> Observation {
     let flat = &world.flats[fi];
-    let listed = START + Duration::days(i64::from(ep.from_day)) + Duration::hours(9) + Duration::minutes(i64::from(flat.title_seed % 600));
-    let last_change = flat.prices.iter().rev().find(|p| p.0 <= day).map_or(ep.from_day, |p| p.0.max(ep.from_day));
-    let updated = START + Duration::days(i64::from(last_change)) + Duration::hours(9) + Duration::minutes(i64::from(flat.title_seed % 600));
+    let listed = START
+        + Duration::days(i64::from(ep.from_day))
+        + Duration::hours(9)
+        + Duration::minutes(i64::from(flat.title_seed % 600));
+    let last_change = flat
+        .prices
+        .iter()
+        .rev()
+        .find(|p| p.0 <= day)
+        .map_or(ep.from_day, |p| p.0.max(ep.from_day));
+    let updated = START
+        + Duration::days(i64::from(last_change))
+        + Duration::hours(9)
+        + Duration::minutes(i64::from(flat.title_seed % 600));
     let (platform, format, payload) = match (ep.platform, ep.v3) {
-        (0, true) => (Platform::Zigbang, PayloadFormat::ZigbangV3Item, payload::zigbang_v3(world, cal, flat, ep, day, &kst_string(updated))),
-        (0, false) => (Platform::Zigbang, PayloadFormat::ZigbangList, payload::zigbang_list(cal, flat, ep, day, &listed.format(&time::format_description::well_known::Rfc3339).unwrap_or_default())),
-        _ => (Platform::Dabang, PayloadFormat::DabangV5Room, payload::dabang_room(cal, flat, ep, day)),
+        (0, true) => (
+            Platform::Zigbang,
+            PayloadFormat::ZigbangV3Item,
+            payload::zigbang_v3(world, cal, flat, ep, day, &kst_string(updated)),
+        ),
+        (0, false) => (
+            Platform::Zigbang,
+            PayloadFormat::ZigbangList,
+            payload::zigbang_list(
+                cal,
+                flat,
+                ep,
+                day,
+                &listed
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            ),
+        ),
+        _ => (
+            Platform::Dabang,
+            PayloadFormat::DabangV5Room,
+            payload::dabang_room(cal, flat, ep, day),
+        ),
     };
-    Observation::new(Source::Synthetic, platform, ep.id.clone(), at, crawl_id, flat.gu_code, format, payload)
+    Observation::new(
+        Source::Synthetic,
+        platform,
+        ep.id.clone(),
+        at,
+        crawl_id,
+        flat.gu_code,
+        format,
+        payload,
+    )
 }
 
 /// `2025-11-15 12:46:09`, as Zigbang writes times (KST, no zone).
@@ -177,7 +239,13 @@ fn emit_registry(world: &World, emitter: &mut Emitter<'_>) -> Result<(), CrawlEr
 /// Counts of the world's flats by kind, for the command's summary.
 pub fn describe(world: &World, report: &CrawlReport) -> String {
     let count = |k: FlatKind| world.flats.iter().filter(|f| f.kind == k).count();
-    let both = world.flats.iter().filter(|f| f.episodes.iter().any(|e| e.platform == 0) && f.episodes.iter().any(|e| e.platform == 1)).count();
+    let both = world
+        .flats
+        .iter()
+        .filter(|f| {
+            f.episodes.iter().any(|e| e.platform == 0) && f.episodes.iter().any(|e| e.platform == 1)
+        })
+        .count();
     format!(
         "world: {} flats ({} on both platforms, {} bait, {} junk), {} broker offices ({} unlicensed); {}",
         world.flats.len(),
@@ -198,7 +266,13 @@ mod tests {
 
     fn simulate(listings: u32, days: u32, seed: u64) -> (MemorySink, World) {
         let mut sink = MemorySink::default();
-        let args = SyntheticArgs { listings, days, seed, rate: None, truth: None };
+        let args = SyntheticArgs {
+            listings,
+            days,
+            seed,
+            rate: None,
+            truth: None,
+        };
         let world = run(&args, &mut Emitter::new(&mut sink, None)).expect("simulates");
         (sink, world)
     }
@@ -216,21 +290,65 @@ mod tests {
     fn the_feed_has_the_mix_the_issue_asks_for() {
         let (sink, world) = simulate(3000, 10, 42);
         let flats = world.flats.len() as f64;
-        let both = world.flats.iter().filter(|f| f.episodes.iter().any(|e| e.platform == 0) && f.episodes.iter().any(|e| e.platform == 1)).count() as f64;
-        assert!((0.25..0.40).contains(&(both / flats)), "share on both platforms {}", both / flats);
-        assert!(world.flats.iter().any(|f| f.kind == FlatKind::Bait && f.episodes.len() >= 2), "bait is reposted");
+        let both = world
+            .flats
+            .iter()
+            .filter(|f| {
+                f.episodes.iter().any(|e| e.platform == 0)
+                    && f.episodes.iter().any(|e| e.platform == 1)
+            })
+            .count() as f64;
+        assert!(
+            (0.25..0.40).contains(&(both / flats)),
+            "share on both platforms {}",
+            both / flats
+        );
+        assert!(
+            world
+                .flats
+                .iter()
+                .any(|f| f.kind == FlatKind::Bait && f.episodes.len() >= 2),
+            "bait is reposted"
+        );
         assert!(world.flats.iter().any(|f| f.kind == FlatKind::Junk));
-        assert!(world.flats.iter().any(|f| f.prices.len() > 1), "prices change");
-        assert!(world.flats.iter().any(|f| f.contract_day.is_some()), "flats are taken");
-        assert!(world.offices.iter().any(|o| !o.licensed), "some brokers are unlicensed");
+        assert!(
+            world.flats.iter().any(|f| f.prices.len() > 1),
+            "prices change"
+        );
+        assert!(
+            world.flats.iter().any(|f| f.contract_day.is_some()),
+            "flats are taken"
+        );
+        assert!(
+            world.offices.iter().any(|o| !o.licensed),
+            "some brokers are unlicensed"
+        );
 
         let obs = sink.values(TopicKind::Observed);
-        let formats: std::collections::BTreeSet<&str> = obs.iter().filter_map(|o| o["payload_format"].as_str()).collect();
-        assert_eq!(formats.into_iter().collect::<Vec<_>>(), vec!["dabang.v5.room", "zigbang.list", "zigbang.v3.item"]);
-        assert!(obs.iter().any(|o| o["payload"]["priceTitle"].as_str().is_some_and(|t| t.contains('억'))));
-        assert!(obs.iter().all(|o| o["region_code"].as_str().is_some_and(region::is_valid)));
+        let formats: std::collections::BTreeSet<&str> = obs
+            .iter()
+            .filter_map(|o| o["payload_format"].as_str())
+            .collect();
+        assert_eq!(
+            formats.into_iter().collect::<Vec<_>>(),
+            vec!["dabang.v5.room", "zigbang.list", "zigbang.v3.item"]
+        );
+        assert!(obs.iter().any(|o| {
+            o["payload"]["priceTitle"]
+                .as_str()
+                .is_some_and(|t| t.contains('억'))
+        }));
+        assert!(
+            obs.iter()
+                .all(|o| o["region_code"].as_str().is_some_and(region::is_valid))
+        );
         // Keys are region codes, and observations of one region share their key.
-        assert!(sink.keys(TopicKind::Observed).iter().zip(&obs).all(|(k, o)| o["region_code"] == *k));
+        assert!(
+            sink.keys(TopicKind::Observed)
+                .iter()
+                .zip(&obs)
+                .all(|(k, o)| o["region_code"] == *k)
+        );
         // Some complete sweeps and some failed crawls over 10 days × 25 regions × 2 platforms.
         let sweeps = sink.values(TopicKind::Sweeps).len();
         assert!((400..500).contains(&sweeps), "sweeps {sweeps}");

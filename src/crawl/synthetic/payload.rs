@@ -8,8 +8,26 @@ use super::world::{Episode, Flat, FlatKind, Floor, World};
 use crate::crawl::calibration::Calibration;
 use crate::region;
 
-const ZIGBANG_WORDS: [&str; 8] = ["역세권", "풀옵션", "신축급", "채광좋은", "즉시입주", "대로변", "조용한", "가성비"];
-const DABANG_WORDS: [&str; 8] = ["★", "실매물", "직거래급", "깔끔한", "넓은", "주차가능", "반려동물", "빠른입주"];
+const ZIGBANG_WORDS: [&str; 8] = [
+    "역세권",
+    "풀옵션",
+    "신축급",
+    "채광좋은",
+    "즉시입주",
+    "대로변",
+    "조용한",
+    "가성비",
+];
+const DABANG_WORDS: [&str; 8] = [
+    "★",
+    "실매물",
+    "직거래급",
+    "깔끔한",
+    "넓은",
+    "주차가능",
+    "반려동물",
+    "빠른입주",
+];
 
 /// Dabang's price string: `1000/45`, `1억5000/3`, `2억8000`, `3억`, sometimes `3억 2,000`.
 pub fn dabang_price_title(deposit: u32, rent: u32, variant: u32) -> String {
@@ -23,7 +41,11 @@ pub fn dabang_price_title(deposit: u32, rent: u32, variant: u32) -> String {
     } else {
         deposit.to_string()
     };
-    if rent == 0 { dep } else { format!("{dep}/{rent}") }
+    if rent == 0 {
+        dep
+    } else {
+        format!("{dep}/{rent}")
+    }
 }
 
 /// Dabang's description: `2층, 19.81m², 관리비 8만` and its variants.
@@ -34,10 +56,13 @@ pub fn dabang_room_desc(flat: &Flat) -> String {
         Floor::Level(n) if flat.officetel => band(n, flat.building_floors).to_string() + "층",
         Floor::Level(n) => format!("{n}층"),
     };
-    let area = format!("{:.2}", flat.area).trim_end_matches('0').trim_end_matches('.').to_string();
+    let area = format!("{:.2}", flat.area)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string();
     let fee = match flat.fee {
         None => "관리비 확인 불가".to_string(),
-        Some(f) if f == 0.0 => "관리비 없음".to_string(),
+        Some(0.0) => "관리비 없음".to_string(),
         Some(f) if f.fract() == 0.0 => format!("관리비 {f:.0}만"),
         Some(f) => format!("관리비 {f:.1}만"),
     };
@@ -61,7 +86,11 @@ fn title(flat: &Flat, words: &[&str; 8], salt: u32) -> String {
     let s = flat.title_seed.wrapping_add(salt);
     let a = words[(s % 8) as usize];
     let b = words[((s / 8) % 8) as usize];
-    let kind = if flat.officetel { "오피스텔" } else { flat.room_type };
+    let kind = if flat.officetel {
+        "오피스텔"
+    } else {
+        flat.room_type
+    };
     if flat.kind == FlatKind::Bait {
         return format!("{a} 초특가 {kind} 이 가격 마지막!! {b}");
     }
@@ -73,11 +102,26 @@ fn address(cal: &Calibration, flat: &Flat) -> (&'static str, &'static str, Strin
         return ("전라남도", "진도군", "조도면 맹골도리".into());
     }
     let gu = region::gu_name(flat.gu_code).unwrap_or_default();
-    (if flat.index % 3 == 0 { "서울특별시" } else { "서울시" }, gu, cal.dong[flat.dong].dong.clone())
+    (
+        if flat.index.is_multiple_of(3) {
+            "서울특별시"
+        } else {
+            "서울시"
+        },
+        gu,
+        cal.dong[flat.dong].dong.clone(),
+    )
 }
 
 /// Zigbang v3 detail response (`zigbang.v3.item`) of a flat's episode on a day.
-pub fn zigbang_v3(world: &World, cal: &Calibration, flat: &Flat, ep: &Episode, day: u32, updated_at: &str) -> Value {
+pub fn zigbang_v3(
+    world: &World,
+    cal: &Calibration,
+    flat: &Flat,
+    ep: &Episode,
+    day: u32,
+    updated_at: &str,
+) -> Value {
     let (deposit, rent) = flat.price_on(day);
     let (sido, gu, dong) = address(cal, flat);
     let person = &world.people[flat.broker];
@@ -88,9 +132,19 @@ pub fn zigbang_v3(world: &World, cal: &Calibration, flat: &Flat, ep: &Episode, d
         Floor::Level(n) if flat.officetel => band(n, flat.building_floors).to_string(),
         Floor::Level(n) => n.to_string(),
     };
-    let image_owner = if flat.kind == FlatKind::Bait { 44_000_000 + u64::from(flat.images) } else { ep.seq };
-    let images: Vec<String> = (1..=4).map(|i| format!("https://ic.zigbang.com/ic/items/{image_owner}/{i}.jpg")).collect();
-    let bjd = if flat.kind == FlatKind::Junk { "4690036027".to_string() } else { format!("{}{:05}", flat.gu_code, 10100 + flat.dong % 400) };
+    let image_owner = if flat.kind == FlatKind::Bait {
+        44_000_000 + u64::from(flat.images)
+    } else {
+        ep.seq
+    };
+    let images: Vec<String> = (1..=4)
+        .map(|i| format!("https://ic.zigbang.com/ic/items/{image_owner}/{i}.jpg"))
+        .collect();
+    let bjd = if flat.kind == FlatKind::Junk {
+        "4690036027".to_string()
+    } else {
+        format!("{}{:05}", flat.gu_code, 10100 + flat.dong % 400)
+    };
     let mut pois = Vec::new();
     if let Some(m) = flat.subway_m {
         pois.push(json!({"exists": true, "poiType": "지하철역", "distance": m, "transport": "foot", "timeTaken": m * 9 / 10}));
@@ -145,7 +199,13 @@ pub fn zigbang_v3(world: &World, cal: &Calibration, flat: &Flat, ep: &Episode, d
 }
 
 /// Zigbang batch-list item (`zigbang.list`): 관리비 in 원, no broker, coordinates as `random_location`.
-pub fn zigbang_list(cal: &Calibration, flat: &Flat, ep: &Episode, day: u32, reg_date: &str) -> Value {
+pub fn zigbang_list(
+    cal: &Calibration,
+    flat: &Flat,
+    ep: &Episode,
+    day: u32,
+    reg_date: &str,
+) -> Value {
     let (deposit, rent) = flat.price_on(day);
     let (sido, gu, dong) = address(cal, flat);
     let floor = match flat.floor {
@@ -154,7 +214,12 @@ pub fn zigbang_list(cal: &Calibration, flat: &Flat, ep: &Episode, day: u32, reg_
         Floor::Level(n) if flat.officetel => band(n, flat.building_floors).to_string(),
         Floor::Level(n) => n.to_string(),
     };
-    let room_type = match flat.room_type { "분리형원룸" => "02", "복층형원룸" => "03", "투룸" => "04", _ => "01" };
+    let room_type = match flat.room_type {
+        "분리형원룸" => "02",
+        "복층형원룸" => "03",
+        "투룸" => "04",
+        _ => "01",
+    };
     json!({
         "item_id": ep.seq,
         "section_type": null,
@@ -191,9 +256,21 @@ pub fn dabang_room(cal: &Calibration, flat: &Flat, ep: &Episode, day: u32) -> Va
     let (deposit, rent) = flat.price_on(day.saturating_sub(flat.dabang_lag));
     // Dabang jitters coordinates by up to ~150 m, the same way each time for one listing.
     let j = ep.seq.wrapping_mul(2_654_435_761) % 10_000;
-    let (dlat, dlng) = ((j % 100) as f64 / 100.0 - 0.5, (j / 100) as f64 / 100.0 - 0.5);
-    let token = |i: u32| format!("{:021x}", (u64::from(flat.images) << 8 | u64::from(i)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let dong = if flat.kind == FlatKind::Junk { "맹골도리".to_string() } else { cal.dong[flat.dong].dong.clone() };
+    let (dlat, dlng) = (
+        (j % 100) as f64 / 100.0 - 0.5,
+        (j / 100) as f64 / 100.0 - 0.5,
+    );
+    let token = |i: u32| {
+        format!(
+            "{:021x}",
+            (u64::from(flat.images) << 8 | u64::from(i)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        )
+    };
+    let dong = if flat.kind == FlatKind::Junk {
+        "맹골도리".to_string()
+    } else {
+        cal.dong[flat.dong].dong.clone()
+    };
     json!({
         "seq": ep.seq,
         "id": ep.id,
@@ -208,7 +285,7 @@ pub fn dabang_room(cal: &Calibration, flat: &Flat, ep: &Episode, day: u32) -> Va
         "isExtendUI": false,
         "isFavorite": false,
         "isPano": false,
-        "isQuick": flat.title_seed % 5 == 0,
+        "isQuick": flat.title_seed.is_multiple_of(5),
         "isDirect": false,
         "isOwner": false,
         "isNaverVerify": false,

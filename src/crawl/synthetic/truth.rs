@@ -22,13 +22,20 @@ use crate::crawl::calibration::Calibration;
 
 /// Writes the truth file, creating its folder.
 pub fn write(path: &Path, world: &World, cal: &Calibration) -> Result<(), CrawlError> {
-    let io = |source| CrawlError::Read { path: path.into(), source };
+    let io = |source| CrawlError::Read {
+        path: path.into(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
     let day = |d: u32| {
-        (d < world.days).then(|| (START + Duration::days(i64::from(d)) + Duration::hours(6)).format(&Rfc3339).unwrap_or_default())
+        (d < world.days).then(|| {
+            (START + Duration::days(i64::from(d)) + Duration::hours(6))
+                .format(&Rfc3339)
+                .unwrap_or_default()
+        })
     };
     for flat in &world.flats {
         let person = &world.people[flat.broker];

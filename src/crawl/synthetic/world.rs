@@ -27,13 +27,23 @@ const MEAN_DAYS_LISTED: f64 = 21.0;
 /// Share of broker offices that are not in the registry (unlicensed).
 const UNLICENSED_OFFICE_SHARE: f64 = 0.08;
 
-const SURNAMES: [&str; 12] = ["김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "한", "오"];
-const GIVEN: [&str; 20] = [
-    "민준", "서연", "도윤", "지우", "하준", "서윤", "은우", "지민", "현우", "수빈", "영희", "철수", "석순", "미경", "정호", "윤아",
-    "태희", "동현", "혜진", "상철",
+const SURNAMES: [&str; 12] = [
+    "김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "한", "오",
 ];
-const DIRECTIONS: [(&str, f64); 8] =
-    [("S", 0.30), ("SE", 0.15), ("SW", 0.12), ("E", 0.12), ("W", 0.10), ("NE", 0.07), ("NW", 0.06), ("N", 0.08)];
+const GIVEN: [&str; 20] = [
+    "민준", "서연", "도윤", "지우", "하준", "서윤", "은우", "지민", "현우", "수빈", "영희", "철수",
+    "석순", "미경", "정호", "윤아", "태희", "동현", "혜진", "상철",
+];
+const DIRECTIONS: [(&str, f64); 8] = [
+    ("S", 0.30),
+    ("SE", 0.15),
+    ("SW", 0.12),
+    ("E", 0.12),
+    ("W", 0.10),
+    ("NE", 0.07),
+    ("NW", 0.06),
+    ("N", 0.08),
+];
 
 /// A 0–1 draw.
 pub fn unit(rng: &mut ChaCha8Rng) -> f64 {
@@ -54,7 +64,11 @@ pub fn lognormal(rng: &mut ChaCha8Rng, median: f64, sigma: f64) -> f64 {
 
 /// The log-spread that gives a log-normal the quartiles `p25`/`p75`.
 fn sigma_of(p25: f64, p75: f64) -> f64 {
-    if p25 > 0.0 && p75 > p25 { ((p75 / p25).ln() / 1.349).clamp(0.05, 1.2) } else { 0.3 }
+    if p25 > 0.0 && p75 > p25 {
+        ((p75 / p25).ln() / 1.349).clamp(0.05, 1.2)
+    } else {
+        0.3
+    }
 }
 
 /// What kind of flat it is.
@@ -206,15 +220,25 @@ pub struct World {
 fn pick_weighted(rng: &mut ChaCha8Rng, cumulative: &[f64]) -> usize {
     let total = cumulative.last().copied().unwrap_or(1.0);
     let x = unit(rng) * total;
-    cumulative.partition_point(|&c| c <= x).min(cumulative.len() - 1)
+    cumulative
+        .partition_point(|&c| c <= x)
+        .min(cumulative.len() - 1)
 }
 
 fn static_gu(code: &str) -> &'static str {
-    region::SEOUL_GU.iter().find(|(c, _)| *c == code).map(|(c, _)| *c).unwrap_or(region::UNKNOWN)
+    region::SEOUL_GU
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(c, _)| *c)
+        .unwrap_or(region::UNKNOWN)
 }
 
 fn person_name(rng: &mut ChaCha8Rng) -> String {
-    format!("{}{}", SURNAMES[rng.random_range(0..SURNAMES.len())], GIVEN[rng.random_range(0..GIVEN.len())])
+    format!(
+        "{}{}",
+        SURNAMES[rng.random_range(0..SURNAMES.len())],
+        GIVEN[rng.random_range(0..GIVEN.len())]
+    )
 }
 
 fn make_offices(rng: &mut ChaCha8Rng, cal: &Calibration, n: usize) -> (Vec<Office>, Vec<Person>) {
@@ -226,7 +250,10 @@ fn make_offices(rng: &mut ChaCha8Rng, cal: &Calibration, n: usize) -> (Vec<Offic
         let (raw, zig) = if unit(rng) < 0.35 {
             let office = 92_000_000 + rng.random_range(0..900_000u32);
             let serial = rng.random_range(1..9999u32);
-            (format!("가-{office}-공인{serial}"), format!("{office}-{serial}"))
+            (
+                format!("가-{office}-공인{serial}"),
+                format!("{office}-{serial}"),
+            )
         } else {
             let year = 2008 + rng.random_range(0..17u32);
             let serial = rng.random_range(1..2000u32);
@@ -238,25 +265,54 @@ fn make_offices(rng: &mut ChaCha8Rng, cal: &Calibration, n: usize) -> (Vec<Offic
         offices.push(Office {
             registration_raw: raw,
             registration_zigbang: zig,
-            name: format!("{dong}{}공인중개사사무소", ["행복", "으뜸", "하나", "미래", "믿음", "정직"][i % 6]),
+            name: format!(
+                "{dong}{}공인중개사사무소",
+                ["행복", "으뜸", "하나", "미래", "믿음", "정직"][i % 6]
+            ),
             gu_code: static_gu(&gu.gu_code),
             licensed,
         });
         let staff = 1 + rng.random_range(0..3usize);
         for s in 0..staff {
             let (kind_code, position_code, certificate) = match s {
-                0 => (if unit(rng) < 0.7 { 2 } else { 3 }, 1, Some(format!("{}-{:05}", 2000 + rng.random_range(0..24u32), rng.random_range(1..99999u32)))),
-                1 => (2, 2, Some(format!("{}-{:05}", 2000 + rng.random_range(0..24u32), rng.random_range(1..99999u32)))),
+                0 => (
+                    if unit(rng) < 0.7 { 2 } else { 3 },
+                    1,
+                    Some(format!(
+                        "{}-{:05}",
+                        2000 + rng.random_range(0..24u32),
+                        rng.random_range(1..99999u32)
+                    )),
+                ),
+                1 => (
+                    2,
+                    2,
+                    Some(format!(
+                        "{}-{:05}",
+                        2000 + rng.random_range(0..24u32),
+                        rng.random_range(1..99999u32)
+                    )),
+                ),
                 _ => (1, 3, None),
             };
-            people.push(Person { office: i, name: person_name(rng), kind_code, position_code, certificate });
+            people.push(Person {
+                office: i,
+                name: person_name(rng),
+                kind_code,
+                position_code,
+                certificate,
+            });
         }
     }
     (offices, people)
 }
 
 fn draw_floor(rng: &mut ChaCha8Rng, officetel: bool) -> (Floor, i32) {
-    let building = if officetel { 8 + rng.random_range(0..13) } else { 3 + rng.random_range(0..4) };
+    let building = if officetel {
+        8 + rng.random_range(0..13)
+    } else {
+        3 + rng.random_range(0..4)
+    };
     let u = unit(rng);
     let floor = if !officetel && u < 0.05 {
         Floor::SemiBasement
@@ -268,7 +324,13 @@ fn draw_floor(rng: &mut ChaCha8Rng, officetel: bool) -> (Floor, i32) {
     (floor, building)
 }
 
-fn draw_price(rng: &mut ChaCha8Rng, gu: &GuStats, dong: &DongStats, area: f64, bait: bool) -> (u32, u32) {
+fn draw_price(
+    rng: &mut ChaCha8Rng,
+    gu: &GuStats,
+    dong: &DongStats,
+    area: f64,
+    bait: bool,
+) -> (u32, u32) {
     let dong_factor = match (dong.contract_rent_median, gu.contract_rent_median) {
         (Some(d), g) if g > 0.0 => (d / g).clamp(0.75, 1.35),
         _ => 1.0,
@@ -282,17 +344,32 @@ fn draw_price(rng: &mut ChaCha8Rng, gu: &GuStats, dong: &DongStats, area: f64, b
         let dep = lognormal(rng, gu.jeonse_deposit_p50 * dong_factor, 0.35).clamp(3000.0, 60000.0);
         return ((dep / 500.0).round() as u32 * 500, 0);
     }
-    let rent = lognormal(rng, gu.rent_p50 * dong_factor * area_factor, sigma_of(gu.rent_p25, gu.rent_p75));
-    let deposit = lognormal(rng, gu.deposit_p50.max(100.0), sigma_of(gu.deposit_p25.max(100.0), gu.deposit_p75.max(200.0)));
-    (((deposit / 100.0).round().max(1.0) as u32) * 100, rent.round().clamp(15.0, 400.0) as u32)
+    let rent = lognormal(
+        rng,
+        gu.rent_p50 * dong_factor * area_factor,
+        sigma_of(gu.rent_p25, gu.rent_p75),
+    );
+    let deposit = lognormal(
+        rng,
+        gu.deposit_p50.max(100.0),
+        sigma_of(gu.deposit_p25.max(100.0), gu.deposit_p75.max(200.0)),
+    );
+    (
+        ((deposit / 100.0).round().max(1.0) as u32) * 100,
+        rent.round().clamp(15.0, 400.0) as u32,
+    )
 }
 
 /// Draws the world.
 pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (offices, people) = make_offices(&mut rng, cal, (listings as usize / 40).clamp(25, 20_000));
-    let licensed_people: Vec<usize> = (0..people.len()).filter(|&p| offices[people[p].office].licensed).collect();
-    let unlicensed_people: Vec<usize> = (0..people.len()).filter(|&p| !offices[people[p].office].licensed).collect();
+    let licensed_people: Vec<usize> = (0..people.len())
+        .filter(|&p| offices[people[p].office].licensed)
+        .collect();
+    let unlicensed_people: Vec<usize> = (0..people.len())
+        .filter(|&p| !offices[people[p].office].licensed)
+        .collect();
     let mut cumulative = Vec::with_capacity(cal.dong.len());
     let mut acc = 0.0;
     for d in &cal.dong {
@@ -305,22 +382,37 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
     let mut flats = Vec::with_capacity(listings as usize);
     for index in 0..listings {
         let u = unit(&mut rng);
-        let kind = if u < JUNK_SHARE { FlatKind::Junk } else if u < JUNK_SHARE + BAIT_SHARE { FlatKind::Bait } else { FlatKind::Normal };
+        let kind = if u < JUNK_SHARE {
+            FlatKind::Junk
+        } else if u < JUNK_SHARE + BAIT_SHARE {
+            FlatKind::Bait
+        } else {
+            FlatKind::Normal
+        };
         let dong_idx = pick_weighted(&mut rng, &cumulative);
         let dong = &cal.dong[dong_idx];
         let gu = cal.gu(&dong.gu_code).unwrap_or(&cal.gu[0]);
         let officetel = unit(&mut rng) < gu.officetel_share;
-        let area = lognormal(&mut rng, gu.area_p50, sigma_of(gu.area_p25, gu.area_p75)).clamp(12.0, 85.0);
+        let area =
+            lognormal(&mut rng, gu.area_p50, sigma_of(gu.area_p25, gu.area_p75)).clamp(12.0, 85.0);
         let area = (area * 100.0).round() / 100.0;
         let room_type = match (officetel, area) {
             (_, a) if a >= 40.0 => "투룸",
             (true, _) => "오픈형원룸",
-            (false, _) => ["오픈형원룸", "오픈형원룸", "분리형원룸", "복층형원룸"][rng.random_range(0..4)],
+            (false, _) => {
+                ["오픈형원룸", "오픈형원룸", "분리형원룸", "복층형원룸"][rng.random_range(0..4)]
+            }
         };
         let (floor, building_floors) = draw_floor(&mut rng, officetel);
         let mut dir_acc = 0.0;
         let x = unit(&mut rng);
-        let direction = DIRECTIONS.iter().find(|(_, w)| { dir_acc += w; x < dir_acc }).map_or("S", |(d, _)| *d);
+        let direction = DIRECTIONS
+            .iter()
+            .find(|(_, w)| {
+                dir_acc += w;
+                x < dir_acc
+            })
+            .map_or("S", |(d, _)| *d);
         let (mut deposit, mut rent) = draw_price(&mut rng, gu, dong, area, kind == FlatKind::Bait);
         if kind == FlatKind::Junk {
             (deposit, rent) = (1, 5_000_000);
@@ -328,18 +420,28 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
         let fee = match unit(&mut rng) {
             f if f < 0.10 => None,
             f if f < 0.15 => Some(0.0),
-            _ => Some((lognormal(&mut rng, gu.fee_won_p50.max(10_000.0), 0.35) / 10_000.0 * 10.0).round() / 10.0),
+            _ => Some(
+                (lognormal(&mut rng, gu.fee_won_p50.max(10_000.0), 0.35) / 10_000.0 * 10.0).round()
+                    / 10.0,
+            ),
         };
-        let broker = if kind == FlatKind::Bait && unit(&mut rng) < 0.7 && !unlicensed_people.is_empty() {
-            unlicensed_people[rng.random_range(0..unlicensed_people.len())]
-        } else if unit(&mut rng) < 0.03 && !unlicensed_people.is_empty() {
+        // Bait is mostly posted by unlicensed brokers; 3 % of the rest are too.
+        let unlicensed = !unlicensed_people.is_empty()
+            && ((kind == FlatKind::Bait && unit(&mut rng) < 0.7) || unit(&mut rng) < 0.03);
+        let broker = if unlicensed {
             unlicensed_people[rng.random_range(0..unlicensed_people.len())]
         } else {
             licensed_people[rng.random_range(0..licensed_people.len())]
         };
         // When it is listed and taken.
-        let listed_day = if unit(&mut rng) < 0.7 { 0 } else { rng.random_range(0..horizon) };
-        let stay = (-(unit(&mut rng).max(1e-9)).ln() * MEAN_DAYS_LISTED).ceil().max(1.0) as u32;
+        let listed_day = if unit(&mut rng) < 0.7 {
+            0
+        } else {
+            rng.random_range(0..horizon)
+        };
+        let stay = (-(unit(&mut rng).max(1e-9)).ln() * MEAN_DAYS_LISTED)
+            .ceil()
+            .max(1.0) as u32;
         let taken = listed_day + stay;
         let contract_day = (kind == FlatKind::Normal && taken < horizon).then_some(taken);
         let mut prices = vec![(listed_day, deposit, rent)];
@@ -348,9 +450,17 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
                 if unit(&mut rng) < PRICE_CHANGE_RATE {
                     let (d0, r0) = (prices[prices.len() - 1].1, prices[prices.len() - 1].2);
                     let change = if r0 > 0 && unit(&mut rng) < 0.8 {
-                        (d0, (r0 as i64 + [-5, -3, -2, 2, 3, 5][rng.random_range(0..6)]).max(10) as u32)
+                        (
+                            d0,
+                            (r0 as i64 + [-5, -3, -2, 2, 3, 5][rng.random_range(0..6)]).max(10)
+                                as u32,
+                        )
                     } else {
-                        ((d0 as i64 + [-500, -100, 100, 500][rng.random_range(0..4)]).max(100) as u32, r0)
+                        (
+                            (d0 as i64 + [-500, -100, 100, 500][rng.random_range(0..4)]).max(100)
+                                as u32,
+                            r0,
+                        )
                     };
                     prices.push((day, change.0, change.1));
                 }
@@ -360,8 +470,22 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
         let pu = unit(&mut rng);
         let platforms: &[u8] = match kind {
             FlatKind::Junk => &[0],
-            FlatKind::Bait => if pu < 0.4 { &[0] } else { &[1] },
-            FlatKind::Normal => if pu < BOTH_SHARE { &[0, 1] } else if pu < (1.0 + BOTH_SHARE) / 2.0 { &[0] } else { &[1] },
+            FlatKind::Bait => {
+                if pu < 0.4 {
+                    &[0]
+                } else {
+                    &[1]
+                }
+            }
+            FlatKind::Normal => {
+                if pu < BOTH_SHARE {
+                    &[0, 1]
+                } else if pu < (1.0 + BOTH_SHARE) / 2.0 {
+                    &[0]
+                } else {
+                    &[1]
+                }
+            }
         };
         let dabang_lag = u32::from(unit(&mut rng) < 0.3);
         let mut episodes = Vec::new();
@@ -371,9 +495,23 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
                 (next_zigbang.to_string(), next_zigbang)
             } else {
                 next_dabang += rng.random_range(1..40u64);
-                (format!("{:08x}{:016x}", 0x6880_0000u64 + next_dabang % 0x0100_0000, rng.random::<u64>()), next_dabang)
+                (
+                    format!(
+                        "{:08x}{:016x}",
+                        0x6880_0000u64 + next_dabang % 0x0100_0000,
+                        rng.random::<u64>()
+                    ),
+                    next_dabang,
+                )
             };
-            Episode { platform, id, seq, from_day, to_day, v3: platform == 0 && unit(rng) < 0.75 }
+            Episode {
+                platform,
+                id,
+                seq,
+                from_day,
+                to_day,
+                v3: platform == 0 && unit(rng) < 0.75,
+            }
         };
         for &p in platforms {
             let lag = if p == 1 { rng.random_range(0..2u32) } else { 0 };
@@ -387,26 +525,50 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
                         from = to + rng.random_range(0..2u32);
                     }
                 }
-                _ => episodes.push(new_episode(&mut rng, p, listed_day + lag, if kind == FlatKind::Junk { u32::MAX } else { taken + lag })),
+                _ => episodes.push(new_episode(
+                    &mut rng,
+                    p,
+                    listed_day + lag,
+                    if kind == FlatKind::Junk {
+                        u32::MAX
+                    } else {
+                        taken + lag
+                    },
+                )),
             }
         }
         if kind == FlatKind::Normal && unit(&mut rng) < RELIST_SHARE {
             let back = taken + 3 + rng.random_range(0..8u32);
             let same_id = unit(&mut rng) < 0.5;
             for e in episodes.clone() {
-                let mut again = if same_id { Episode { from_day: back, to_day: back + 14, ..e } } else { new_episode(&mut rng, e.platform, back, back + 14) };
+                let mut again = if same_id {
+                    Episode {
+                        from_day: back,
+                        to_day: back + 14,
+                        ..e
+                    }
+                } else {
+                    new_episode(&mut rng, e.platform, back, back + 14)
+                };
                 again.v3 = e.v3;
                 episodes.push(again);
             }
         }
-        let (mut lat, mut lng) = (dong.lat + normal(&mut rng) * dong.lat_sd * 0.6, dong.lng + normal(&mut rng) * dong.lng_sd * 0.6);
+        let (mut lat, mut lng) = (
+            dong.lat + normal(&mut rng) * dong.lat_sd * 0.6,
+            dong.lng + normal(&mut rng) * dong.lng_sd * 0.6,
+        );
         let gu_code = if kind == FlatKind::Junk {
             (lat, lng) = (34.2265, 125.9363);
             region::UNKNOWN
         } else {
             static_gu(&dong.gu_code)
         };
-        let images = if kind == FlatKind::Bait { rng.random_range(0..5u32) } else { 1000 + index };
+        let images = if kind == FlatKind::Bait {
+            rng.random_range(0..5u32)
+        } else {
+            1000 + index
+        };
         flats.push(Flat {
             index,
             kind,
@@ -414,7 +576,11 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
             dong: dong_idx,
             lat: (lat * 1e7).round() / 1e7,
             lng: (lng * 1e7).round() / 1e7,
-            lot: format!("{}-{}", 1 + rng.random_range(0..1500u32), 1 + rng.random_range(0..40u32)),
+            lot: format!(
+                "{}-{}",
+                1 + rng.random_range(0..1500u32),
+                1 + rng.random_range(0..40u32)
+            ),
             officetel,
             room_type,
             area,
@@ -425,13 +591,20 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
             fee,
             broker,
             images,
-            subway_m: (unit(&mut rng) < 0.85).then(|| lognormal(&mut rng, 550.0, 0.5).clamp(60.0, 1500.0) as u32),
-            store_m: (unit(&mut rng) < 0.95).then(|| lognormal(&mut rng, 120.0, 0.7).clamp(0.0, 900.0) as u32),
+            subway_m: (unit(&mut rng) < 0.85)
+                .then(|| lognormal(&mut rng, 550.0, 0.5).clamp(60.0, 1500.0) as u32),
+            store_m: (unit(&mut rng) < 0.95)
+                .then(|| lognormal(&mut rng, 120.0, 0.7).clamp(0.0, 900.0) as u32),
             contract_day,
             episodes,
             dabang_lag,
             title_seed: rng.random::<u32>(),
         });
     }
-    World { flats, offices, people, days }
+    World {
+        flats,
+        offices,
+        people,
+        days,
+    }
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs (once) and starts (if down) what roomstream's tests and demo need, on loopback:
+#   Tansu 0.6.0 (Kafka protocol, SQLite storage)  127.0.0.1:9092
+#   s3s-fs 0.14.1 (S3 protocol)                    127.0.0.1:9000   (AWS_ACCESS_KEY_ID/SECRET from env)
+#   PostgreSQL 127.0.0.1:5432 and MariaDB 127.0.0.1:3306 (checked; started if down)
+# Usage: scripts/services.sh up|down. `up` records what it started in $STATE/started; `down` stops only that.
+# Tools are built into $HOME/.cache/roomstream/tools-target and installed in ~/.cargo/bin, so a second
+# run takes seconds. Data lives under $STATE (default $HOME/.cache/roomstream/services).
+set -euo pipefail
+
+STATE=${ROOMSTREAM_SERVICES_DIR:-$HOME/.cache/roomstream/services}
+TOOLS_TARGET=$HOME/.cache/roomstream/tools-target
+export PATH="$HOME/.cargo/bin:$PATH"
+: "${AWS_ACCESS_KEY_ID:=AKIDTEST}" "${AWS_SECRET_ACCESS_KEY:=SECRETTEST1234}"
+mkdir -p "$STATE"
+
+log() { printf '[services] %s\n' "$*"; }
+port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
+wait_for() { # wait_for <what> <command…>
+  local what=$1; shift
+  for _ in $(seq 240); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  log "timed out waiting for $what"; return 1
+}
+started() { echo "$1" >>"$STATE/started"; }
+
+install_tools() {
+  if ! tansu --version 2>/dev/null | grep -q '0\.6\.0'; then
+    log "installing tansu 0.6.0 (dynostore,libsql) — about 14 min on a fresh machine"
+    cargo install --locked tansu --version 0.6.0 --features dynostore,libsql --target-dir "$TOOLS_TARGET"
+  fi
+  if ! command -v s3s-fs >/dev/null; then
+    log "installing s3s-fs 0.14.1 — about 2.5 min"
+    cargo install --locked s3s-fs --version 0.14.1 --features binary --target-dir "$TOOLS_TARGET"
+  fi
+}
+
+up() {
+  : >"$STATE/started"
+  install_tools
+
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    log "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
+    started postgres
+  fi
+  wait_for PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
+
+  if ! mariadb-admin -uroot -h127.0.0.1 ping >/dev/null 2>&1; then
+    log "starting MariaDB"
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    started mariadb
+  fi
+  wait_for MariaDB mariadb-admin -uroot -h127.0.0.1 ping
+
+  if ! port_open 9092; then
+    log "starting Tansu on 127.0.0.1:9092 (SQLite storage in $STATE/tansu.db)"
+    (cd "$STATE" && rm -f tansu.db tansu.db-wal tansu.db-shm &&
+      nohup tansu broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 \
+        --storage-engine sqlite://tansu.db >"$STATE/tansu.log" 2>&1 & echo $! >"$STATE/tansu.pid")
+    started tansu
+  fi
+  wait_for "Tansu on :9092" port_open 9092
+
+  if ! port_open 9000; then
+    log "starting s3s-fs on 127.0.0.1:9000 (data in $STATE/s3)"
+    mkdir -p "$STATE/s3"
+    nohup s3s-fs --host 127.0.0.1 --port 9000 --access-key "$AWS_ACCESS_KEY_ID" \
+      --secret-key "$AWS_SECRET_ACCESS_KEY" "$STATE/s3" >"$STATE/s3s.log" 2>&1 &
+    echo $! >"$STATE/s3s.pid"
+    started s3s
+  fi
+  wait_for "s3s-fs on :9000" port_open 9000
+  log "up: kafka 127.0.0.1:9092, s3 127.0.0.1:9000, postgres 127.0.0.1:5432, mariadb 127.0.0.1:3306"
+}
+
+down() {
+  [ -f "$STATE/started" ] || return 0
+  while read -r svc; do
+    case $svc in
+      tansu | s3s) [ -f "$STATE/$svc.pid" ] && kill "$(cat "$STATE/$svc.pid")" 2>/dev/null || true ;;
+      postgres) pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main stop || true ;;
+      mariadb) mariadb-admin -uroot -h127.0.0.1 shutdown 2>/dev/null || true ;;
+    esac
+    log "stopped $svc"
+  done <"$STATE/started"
+  : >"$STATE/started"
+}
+
+case ${1:-up} in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

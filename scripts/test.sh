@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command of the README: set up the services (scripts/services.sh), run the whole suite in the
+# dev profile, stop what was started, print a plain summary. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/roomstream/target}
+export CARGO_TERM_COLOR=never
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-AKIDTEST} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-SECRETTEST1234}
+export PATH="$HOME/.cargo/bin:$PATH"
+
+scripts/services.sh up
+trap 'scripts/services.sh down' EXIT
+
+start=$(date +%s)
+set +e
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --locked --no-fail-fast --profile ci 2>&1 | tee /tmp/roomstream-test.log
+else
+  cargo test --locked --no-fail-fast 2>&1 | tee /tmp/roomstream-test.log
+fi
+status=${PIPESTATUS[0]}
+set -e
+echo
+echo "== roomstream test summary =="
+grep -E "^\s+Summary|^test result:|SKIP" /tmp/roomstream-test.log | sed 's/^ *//' | sort | uniq -c | sed 's/^ *//' || true
+echo "exit status: $status; wall time: $(( $(date +%s) - start )) s"
+exit "$status"

@@ -1,0 +1,312 @@
+//! The `roomstream` command line: one subcommand per thing an operator does, each a thin call into the
+//! module that does the work.
+//!
+//! ```text
+//! roomstream [--config FILE] config check
+//! roomstream [--config FILE] topics apply|check
+//! roomstream [--config FILE] crawl zigbang|dabang|vworld|fixtures|synthetic|calibrate …
+//! ```
+//!
+//! Exit codes: 0 success; 1 failure (the reason on stderr); 2 a live crawl that finished but left some
+//! regions incomplete (their events were produced, their sweep markers were not), or topic drift found
+//! by `topics check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::{self, Config};
+use crate::crawl::calibration;
+use crate::crawl::synthetic::{self, SyntheticArgs};
+use crate::crawl::{Emitter, dabang, fixtures, vworld, zigbang};
+use crate::kafka::KafkaSink;
+use crate::topics::admin;
+
+/// roomstream: a streaming pipeline of one-room listings (Zigbang, Dabang, VWORLD → Kafka → …).
+#[derive(Debug, Parser)]
+#[command(name = "roomstream", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration profile (TOML). Without it, the compiled-in `config/local.toml`. Every key can be
+    /// overridden by `ROOMSTREAM_<SECTION>_<KEY>`, e.g. `ROOMSTREAM_KAFKA_BROKERS`.
+    #[arg(long, global = true, env = "ROOMSTREAM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage the topics defined in `topics/`.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Produce events from a source.
+    #[command(subcommand)]
+    Crawl(CrawlCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the configuration, then print it with secrets masked.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Create missing topics, add missing partitions, fix drifted configs. Idempotent.
+    Apply,
+    /// Report drift between `topics/` and the broker; exit 2 if there is any.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+enum CrawlCommand {
+    /// Crawl Zigbang's geohash tiles once (`zigbang.*` settings).
+    Zigbang(LiveArgs),
+    /// Crawl Dabang's room list, region by region.
+    Dabang {
+        #[command(flatten)]
+        live: LiveArgs,
+        /// 5-digit 시군구 codes to crawl (repeatable); default every Seoul 구.
+        #[arg(long = "region", value_name = "CODE")]
+        regions: Vec<String>,
+    },
+    /// Import the VWORLD broker registry (부동산중개업자 CSV, EUC-KR or UTF-8, plain or zipped).
+    Vworld {
+        /// Path or http(s) URL of the CSV or ZIP.
+        #[arg(long, value_name = "FILE")]
+        file: String,
+    },
+    /// Turn every real fixture file into observations.
+    Fixtures {
+        /// The fixture folder, e.g. `../shared/fixtures/real`.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Simulate a calibrated feed: flats, platforms, price changes, contracts, bait, brokers.
+    Synthetic(SyntheticCli),
+    /// Re-derive the calibration tables (`data/calibration/*.csv`) from the real fixtures.
+    Calibrate {
+        /// The fixture folder, e.g. `../shared/fixtures/real`.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Where to write `seoul_gu.csv` and `seoul_dong.csv`.
+        #[arg(long, value_name = "DIR", default_value = "data/calibration")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct LiveArgs {
+    /// Identifier of this crawl, carried by every event; default `<source>-<UTC time>`.
+    #[arg(long)]
+    crawl_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SyntheticCli {
+    /// Flats in the simulated world.
+    #[arg(long, default_value_t = 10_000)]
+    listings: u32,
+    /// Days of crawling to simulate.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Seed: the same seed gives the same events, byte for byte.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Pace the output at this many events per second (default: as fast as the broker acknowledges).
+    #[arg(long, value_name = "EPS")]
+    rate: Option<f64>,
+    /// Write the ground truth (JSON lines) to this file.
+    #[arg(long, value_name = "FILE")]
+    truth: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
+        if let Command::Crawl(CrawlCommand::Calibrate { dir, out }) = &self.command {
+            return calibrate(dir, out);
+        }
+        let cfg = config::load(self.config.as_deref())?;
+        cfg.validate()?;
+        match self.command {
+            Command::Config(ConfigCommand::Check) => {
+                print!("{}", cfg.to_masked_toml());
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Topics(TopicsCommand::Apply) => {
+                let applied = admin::apply(&cfg.kafka).await?;
+                for change in &applied.changes {
+                    println!("{change}");
+                }
+                for drift in &applied.unfixable {
+                    println!("cannot fix: {drift}");
+                }
+                println!(
+                    "topics under `{}`: {} change(s)",
+                    cfg.kafka.namespace,
+                    applied.changes.len()
+                );
+                Ok(if applied.unfixable.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                })
+            }
+            Command::Topics(TopicsCommand::Check) => {
+                let drift = admin::plan(&cfg.kafka).await?;
+                for d in &drift {
+                    println!("{d}");
+                }
+                println!(
+                    "topics under `{}`: {} drift(s)",
+                    cfg.kafka.namespace,
+                    drift.len()
+                );
+                Ok(if drift.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                })
+            }
+            Command::Crawl(crawl) => run_crawl(&cfg, crawl).await,
+        }
+    }
+}
+
+/// Fails early, naming the topic, when `topics apply` has not been run.
+async fn require_topics(cfg: &Config) -> anyhow::Result<()> {
+    let missing = admin::missing(&cfg.kafka).await?;
+    if !missing.is_empty() {
+        bail!(
+            "topic(s) {} do not exist: run `roomstream topics apply` first",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn default_crawl_id(source: &str) -> String {
+    let now = OffsetDateTime::now_utc();
+    format!(
+        "{source}-{}",
+        now.format(&Rfc3339)
+            .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    )
+}
+
+async fn run_crawl(cfg: &Config, command: CrawlCommand) -> anyhow::Result<ExitCode> {
+    require_topics(cfg).await?;
+    let mut sink = KafkaSink::new(&cfg.kafka)?;
+    let mut complete = true;
+    let report = match command {
+        CrawlCommand::Zigbang(live) => {
+            let crawl_id = live.crawl_id.unwrap_or_else(|| default_crawl_id("zigbang"));
+            let mut emitter = Emitter::new(&mut sink, None);
+            let outcome = zigbang::crawl(cfg, &crawl_id, &mut emitter).await?;
+            let report = emitter.finish()?;
+            println!(
+                "zigbang {crawl_id}: {} requests, {} regions swept, {} incomplete {:?}, {} tiles failed, {} batches failed",
+                outcome.requests,
+                outcome.regions_swept.len(),
+                outcome.regions_incomplete.len(),
+                outcome.regions_incomplete,
+                outcome.tiles_failed.len(),
+                outcome.batches_failed
+            );
+            complete = outcome.regions_incomplete.is_empty();
+            report
+        }
+        CrawlCommand::Dabang { live, regions } => {
+            let crawl_id = live.crawl_id.unwrap_or_else(|| default_crawl_id("dabang"));
+            let mut emitter = Emitter::new(&mut sink, None);
+            let outcome = dabang::crawl(cfg, &regions, &crawl_id, &mut emitter).await?;
+            let report = emitter.finish()?;
+            println!(
+                "dabang {crawl_id}: {} requests, {} pages, {} splits, {} regions swept, {} incomplete",
+                outcome.requests,
+                outcome.pages,
+                outcome.splits,
+                outcome.regions_swept.len(),
+                outcome.regions_incomplete.len()
+            );
+            for (region, error) in &outcome.regions_incomplete {
+                println!("  incomplete {region}: {error}");
+            }
+            complete = outcome.regions_incomplete.is_empty();
+            report
+        }
+        CrawlCommand::Vworld { file } => {
+            let mut emitter = Emitter::new(&mut sink, None);
+            let outcome = vworld::import(cfg, &file, &mut emitter).await?;
+            let report = emitter.finish()?;
+            println!(
+                "vworld {file}: {} rows ({}), {} brokers, {} rejected to the DLQ",
+                outcome.rows, outcome.encoding, outcome.brokers, outcome.rejected
+            );
+            report
+        }
+        CrawlCommand::Fixtures { dir } => {
+            let mut emitter = Emitter::new(&mut sink, None);
+            let outcome = fixtures::emit_all(&dir, &mut emitter)?;
+            let report = emitter.finish()?;
+            for (file, rows, observations, sweeps) in &outcome.files {
+                println!("{file}: {rows} rows → {observations} observations, {sweeps} sweeps");
+            }
+            println!(
+                "fixtures: {} of {} rows became observations ({:.1} %)",
+                outcome.observations(),
+                outcome.rows(),
+                100.0 * outcome.observations() as f64 / outcome.rows().max(1) as f64
+            );
+            report
+        }
+        CrawlCommand::Synthetic(s) => {
+            let args = SyntheticArgs {
+                listings: s.listings,
+                days: s.days,
+                seed: s.seed,
+                rate: s.rate,
+                truth: s.truth,
+            };
+            let mut emitter = Emitter::new(&mut sink, args.rate)
+                .with_progress(synthetic::estimate_events(&args), "synthetic");
+            let world = synthetic::run(&args, &mut emitter)?;
+            let report = emitter.finish()?;
+            println!("{}", synthetic::describe(&world, &report));
+            if let Some(path) = &args.truth {
+                println!("ground truth: {}", path.display());
+            }
+            report
+        }
+        CrawlCommand::Calibrate { .. } => {
+            unreachable!("handled before the configuration is loaded")
+        }
+    };
+    println!("{}", report.summary());
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn calibrate(dir: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cal = calibration::derive(dir)
+        .with_context(|| format!("deriving calibration from {}", dir.display()))?;
+    let (gu, dong) = cal.to_csv();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, text) in [("seoul_gu.csv", gu), ("seoul_dong.csv", dong)] {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,176 @@
+//! Test harness: a namespaced configuration with its topics applied ([`spawn_env`]), a reader of whole
+//! topics, the JSON Schemas of `topics/`, and the fake platform servers of [`sites`].
+
+pub mod sites;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use roomstream::config::{self, Config};
+use roomstream::kafka::client_config;
+use roomstream::topics::{TopicKind, admin};
+
+/// A test's own namespace on the shared broker.
+pub struct TestEnv {
+    /// The configuration every component of this test uses.
+    pub cfg: Config,
+}
+
+/// One record as read back: partition, key, value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+impl Record {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).expect("every value is JSON")
+    }
+}
+
+/// The local profile under a fresh namespace, with `extra` overrides (`("zigbang", "min_interval", "0s")`),
+/// and every topic applied.
+pub async fn spawn_env(extra: &[(&str, &str, &str)]) -> TestEnv {
+    let namespace = format!("rs_{}", uuid::Uuid::now_v7().simple());
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    vars.push(("ROOMSTREAM_KAFKA_NAMESPACE".into(), namespace));
+    for (section, key, value) in extra {
+        vars.push((
+            format!(
+                "ROOMSTREAM_{}_{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            ),
+            value.to_string(),
+        ));
+    }
+    let cfg = config::load_with_env(None, vars).expect("the local profile loads");
+    admin::apply(&cfg.kafka)
+        .await
+        .expect("topics apply on the test broker");
+    TestEnv { cfg }
+}
+
+impl TestEnv {
+    pub fn namespace(&self) -> &str {
+        &self.cfg.kafka.namespace
+    }
+
+    /// Every record of a topic, partition by partition, in offset order.
+    pub fn read_topic(&self, kind: TopicKind) -> Vec<Record> {
+        read_topic(&self.cfg, kind)
+    }
+
+    /// Runs the `roomstream` binary with this test's namespace and broker.
+    pub fn roomstream(&self, args: &[&str]) -> Output {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomstream"))
+            .args(args)
+            .env("ROOMSTREAM_KAFKA_NAMESPACE", self.namespace())
+            .env("ROOMSTREAM_KAFKA_BROKERS", &self.cfg.kafka.brokers)
+            .output()
+            .expect("the roomstream binary runs");
+        eprintln!(
+            "$ roomstream {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+/// Reads a topic from the beginning up to each partition's high watermark.
+pub fn read_topic(cfg: &Config, kind: TopicKind) -> Vec<Record> {
+    let topic = kind.name(&cfg.kafka.namespace);
+    let consumer: BaseConsumer = client_config(&cfg.kafka)
+        .set("group.id", format!("{}.test-reader", cfg.kafka.namespace))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let timeout = Duration::from_secs(20);
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..kind.def().partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&topic, p, timeout)
+            .expect("watermarks");
+        if high > low {
+            ends.insert(p, high);
+            assignment
+                .add_partition_offset(&topic, p, Offset::Offset(low))
+                .expect("assign");
+        }
+    }
+    let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    if ends.is_empty() {
+        return Vec::new();
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let done = |p: i32, offset: i64| ends.get(&p).is_some_and(|end| offset + 1 >= *end);
+    let mut finished: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
+    let wanted = ends.len();
+    while finished.len() < wanted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out reading {topic}"
+        );
+        let Some(msg) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let msg = msg.expect("consume");
+        by_partition
+            .entry(msg.partition())
+            .or_default()
+            .push(Record {
+                partition: msg.partition(),
+                key: String::from_utf8(msg.key().unwrap_or_default().to_vec())
+                    .expect("keys are UTF-8"),
+                value: msg.payload().unwrap_or_default().to_vec(),
+            });
+        if done(msg.partition(), msg.offset()) {
+            finished.insert(msg.partition());
+        }
+    }
+    by_partition.into_values().flatten().collect()
+}
+
+/// The compiled validator of a topic's JSON Schema.
+pub fn validator(kind: TopicKind) -> jsonschema::Validator {
+    let schema: serde_json::Value =
+        serde_json::from_str(kind.schema_json()).expect("schema is JSON");
+    jsonschema::validator_for(&schema).expect("schema compiles")
+}
+
+/// Asserts every record of a topic validates; returns how many there were.
+pub fn assert_all_valid(kind: TopicKind, records: &[Record]) -> usize {
+    let v = validator(kind);
+    for r in records {
+        let value = r.json();
+        if let Some(error) = v.iter_errors(&value).next() {
+            panic!(
+                "{kind:?} record with key {} does not validate: {error} at {}\n{value}",
+                r.key, error.instance_path
+            );
+        }
+    }
+    records.len()
+}
+
+/// The real fixtures, or `None` (the caller prints SKIP) where they are absent.
+pub fn real_fixtures() -> Option<PathBuf> {
+    let dir = roomstream::crawl::fixtures::real_fixtures_dir();
+    if dir.is_none() {
+        eprintln!(
+            "SKIP: real fixtures not found (../shared/fixtures/real or ROOMSTREAM_TEST_FIXTURES)"
+        );
+    }
+    dir
+}

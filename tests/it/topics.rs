@@ -1,0 +1,48 @@
+//! `topics apply|check` against the real broker.
+
+use roomstream::topics::{TopicKind, admin};
+
+use crate::support::spawn_env;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_creates_every_topic_once_and_check_then_finds_no_drift() {
+    let env = spawn_env(&[]).await; // applies once
+    let again = admin::apply(&env.cfg.kafka).await.expect("second apply");
+    assert!(
+        again.changes.is_empty(),
+        "second apply changed {:?}",
+        again.changes
+    );
+    let drift = admin::plan(&env.cfg.kafka).await.expect("plan");
+    assert!(drift.is_empty(), "drift right after apply: {drift:?}");
+    assert!(
+        admin::missing(&env.cfg.kafka)
+            .await
+            .expect("metadata")
+            .is_empty()
+    );
+
+    // The CLI says the same, and exits 0.
+    let out = env.roomstream(&["topics", "check"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 drift(s)"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_missing_topics_and_crawls_refuse_to_start_without_them() {
+    let mut env = spawn_env(&[]).await;
+    env.cfg.kafka.namespace = format!("{}_empty", env.cfg.kafka.namespace);
+    let drift = admin::plan(&env.cfg.kafka).await.expect("plan");
+    assert_eq!(drift.len(), TopicKind::ALL.len(), "{drift:?}");
+    assert!(
+        drift
+            .iter()
+            .all(|d| matches!(d, admin::Drift::Missing { .. }))
+    );
+
+    let out = env.roomstream(&["topics", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.roomstream(&["crawl", "synthetic", "--listings", "10", "--days", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("roomstream topics apply"));
+}
