@@ -54,9 +54,12 @@ up() {
 
   if ! port_open 9092; then
     log "starting Tansu on 127.0.0.1:9092 (SQLite storage in $STATE/tansu.db)"
-    (cd "$STATE" && rm -f tansu.db tansu.db-wal tansu.db-shm &&
-      nohup tansu broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 \
-        --storage-engine sqlite://tansu.db >"$STATE/tansu.log" 2>&1 & echo $! >"$STATE/tansu.pid")
+    rm -f "$STATE"/tansu.db "$STATE"/tansu.db-wal "$STATE"/tansu.db-shm
+    # The SQLite path is relative to the working directory; the subshell execs, so $! is Tansu itself.
+    (cd "$STATE" && exec tansu broker --listener-url tcp://127.0.0.1:9092 \
+      --advertised-listener-url tcp://127.0.0.1:9092 --storage-engine sqlite://tansu.db) \
+      </dev/null >"$STATE/tansu.log" 2>&1 &
+    echo $! >"$STATE/tansu.pid"
     started tansu
   fi
   wait_for "Tansu on :9092" port_open 9092
@@ -64,8 +67,8 @@ up() {
   if ! port_open 9000; then
     log "starting s3s-fs on 127.0.0.1:9000 (data in $STATE/s3)"
     mkdir -p "$STATE/s3"
-    nohup s3s-fs --host 127.0.0.1 --port 9000 --access-key "$AWS_ACCESS_KEY_ID" \
-      --secret-key "$AWS_SECRET_ACCESS_KEY" "$STATE/s3" >"$STATE/s3s.log" 2>&1 &
+    s3s-fs --host 127.0.0.1 --port 9000 --access-key "$AWS_ACCESS_KEY_ID" \
+      --secret-key "$AWS_SECRET_ACCESS_KEY" "$STATE/s3" </dev/null >"$STATE/s3s.log" 2>&1 &
     echo $! >"$STATE/s3s.pid"
     started s3s
   fi

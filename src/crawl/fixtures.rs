@@ -69,6 +69,10 @@ fn read(dir: &Path, file: &str) -> Result<String, CrawlError> {
     std::fs::read_to_string(&path).map_err(|source| CrawlError::Read { path, source })
 }
 
+fn read_json(dir: &Path, file: &str) -> Result<Value, CrawlError> {
+    serde_json::from_str(&read(dir, file)?).map_err(|e| input_error(file, e.to_string()))
+}
+
 fn input_error(file: &str, message: impl Into<String>) -> CrawlError {
     CrawlError::Input {
         file: file.into(),
@@ -206,8 +210,7 @@ fn v3_detail(
     name: &str,
     emitter: &mut Emitter<'_>,
 ) -> Result<(u64, u64, u64), CrawlError> {
-    let body: Value =
-        serde_json::from_str(&read(dir, name)?).map_err(|e| input_error(name, e.to_string()))?;
+    let body = read_json(dir, name)?;
     let item = &body["item"];
     let id = item["itemId"]
         .as_u64()
@@ -236,8 +239,7 @@ fn dabang_list(
     name: &str,
     emitter: &mut Emitter<'_>,
 ) -> Result<(u64, u64, u64), CrawlError> {
-    let body: Value =
-        serde_json::from_str(&read(dir, name)?).map_err(|e| input_error(name, e.to_string()))?;
+    let body = read_json(dir, name)?;
     let rooms = body["result"]["roomList"]
         .as_array()
         .ok_or_else(|| input_error(name, "no result.roomList"))?;

@@ -15,6 +15,7 @@ use rdkafka::admin::{
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 
 use super::TopicKind;
 use crate::config::KafkaConfig;
@@ -249,18 +250,14 @@ pub async fn apply(cfg: &KafkaConfig) -> Result<Applied, AdminError> {
                 for (key, value) in &configs {
                     new = new.set(key, value);
                 }
-                let results = admin
-                    .create_topics([&new], &options())
-                    .await
-                    .map_err(|e| refused("create", &topic, e))?;
-                for result in results {
-                    match result {
-                        Ok(_) => {}
-                        // Another `apply` won the race: fine, the topic exists now.
-                        Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                        Err((_, code)) => return Err(refused("create", &topic, code)),
-                    }
-                }
+                let results = admin.create_topics([&new], &options()).await;
+                // Another `apply` may win the race: fine, the topic exists now.
+                all_ok(
+                    results,
+                    "create",
+                    &topic,
+                    Some(RDKafkaErrorCode::TopicAlreadyExists),
+                )?;
                 applied.changes.push(format!(
                     "created {topic} ({} partitions, {})",
                     def.partitions,
@@ -273,13 +270,8 @@ pub async fn apply(cfg: &KafkaConfig) -> Result<Applied, AdminError> {
                 expected,
             } if actual < expected => {
                 let new = NewPartitions::new(&topic, expected as usize);
-                let results = admin
-                    .create_partitions([&new], &options())
-                    .await
-                    .map_err(|e| refused("add partitions to", &topic, e))?;
-                for result in results {
-                    result.map_err(|(_, code)| refused("add partitions to", &topic, code))?;
-                }
+                let results = admin.create_partitions([&new], &options()).await;
+                all_ok(results, "add partitions to", &topic, None)?;
                 applied
                     .changes
                     .push(format!("{topic}: partitions {actual} → {expected}"));
@@ -297,13 +289,8 @@ pub async fn apply(cfg: &KafkaConfig) -> Result<Applied, AdminError> {
                 for (k, v) in &configs {
                     alter = alter.set(k, v);
                 }
-                let results = admin
-                    .alter_configs([&alter], &options())
-                    .await
-                    .map_err(|e| refused("alter configs of", &topic, e))?;
-                for result in results {
-                    result.map_err(|(_, code)| refused("alter configs of", &topic, code))?;
-                }
+                let results = admin.alter_configs([&alter], &options()).await;
+                all_ok(results, "alter configs of", &topic, None)?;
                 applied.changes.push(format!(
                     "{topic}: {key} {} → {expected}",
                     actual.as_deref().unwrap_or("(not reported)")
@@ -312,6 +299,27 @@ pub async fn apply(cfg: &KafkaConfig) -> Result<Applied, AdminError> {
         }
     }
     Ok(applied)
+}
+
+/// What an admin request returns: per resource, its name or (name, error).
+type AdminResults<T, R> = Result<Vec<Result<T, (R, RDKafkaErrorCode)>>, KafkaError>;
+
+/// Fails on the request's error or any per-resource error other than `tolerated`.
+fn all_ok<T, R>(
+    results: AdminResults<T, R>,
+    operation: &'static str,
+    topic: &str,
+    tolerated: Option<RDKafkaErrorCode>,
+) -> Result<(), AdminError> {
+    for result in results.map_err(|e| refused(operation, topic, e))? {
+        match result {
+            Err((_, code)) if Some(code) != tolerated => {
+                return Err(refused(operation, topic, code));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn describe(configs: &[(&'static str, String)]) -> String {

@@ -46,3 +46,18 @@ async fn check_reports_missing_topics_and_crawls_refuse_to_start_without_them() 
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("roomstream topics apply"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crawl_against_an_unreachable_broker_exits_non_zero_naming_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomstream"))
+        .args(["crawl", "synthetic", "--listings", "10", "--days", "1"])
+        .env("ROOMSTREAM_KAFKA_BROKERS", "127.0.0.1:1")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1"),
+        "the error names the broker: {stderr}"
+    );
+}

@@ -25,6 +25,11 @@ const GU_CSV: &str = include_str!("../../../data/calibration/seoul_gu.csv");
 /// The compiled-in per-동 table.
 const DONG_CSV: &str = include_str!("../../../data/calibration/seoul_dong.csv");
 
+/// The least a region's box reaches past its outermost 동 centroid: 0.02° ≈ 2.2 km north–south and
+/// 1.8 km east–west in Seoul. A large 동 reaches 1.5 km from its listings' centroid (가산동's west edge
+/// on the 안양천 is 0.014° from it), and a 동 with few listings has a tiny spread.
+pub const REGION_MARGIN_DEG: f64 = 0.02;
+
 /// Asking-price and contract statistics of one 자치구. Money in 만원 unless the name says 원.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuStats {
@@ -207,7 +212,9 @@ impl Calibration {
         })
     }
 
-    /// The box around a 구's 동 centroids, widened by three spreads so that it covers the 구's listings.
+    /// The box around a 구's 동 centroids, widened by three spreads of each 동's listings and at least
+    /// [`REGION_MARGIN_DEG`], so that it covers the 구's listings out to its edge. Boxes of neighbouring
+    /// 구 overlap; crawlers de-duplicate by id, so overlap costs requests, never correctness.
     pub fn region_bbox(&self, code: &str) -> Option<BBox> {
         let mut it = self.dongs_of(code).peekable();
         it.peek()?;
@@ -218,10 +225,14 @@ impl Calibration {
             ne_lng: f64::MIN,
         };
         for d in it {
-            b.sw_lat = b.sw_lat.min(d.lat - 3.0 * d.lat_sd);
-            b.sw_lng = b.sw_lng.min(d.lng - 3.0 * d.lng_sd);
-            b.ne_lat = b.ne_lat.max(d.lat + 3.0 * d.lat_sd);
-            b.ne_lng = b.ne_lng.max(d.lng + 3.0 * d.lng_sd);
+            let (dlat, dlng) = (
+                (3.0 * d.lat_sd).max(REGION_MARGIN_DEG),
+                (3.0 * d.lng_sd).max(REGION_MARGIN_DEG),
+            );
+            b.sw_lat = b.sw_lat.min(d.lat - dlat);
+            b.sw_lng = b.sw_lng.min(d.lng - dlng);
+            b.ne_lat = b.ne_lat.max(d.lat + dlat);
+            b.ne_lng = b.ne_lng.max(d.lng + dlng);
         }
         Some(b)
     }
