@@ -3,7 +3,8 @@
 #   Tansu 0.6.0 (Kafka protocol, SQLite storage)  127.0.0.1:9092
 #   s3s-fs 0.14.1 (S3 protocol)                    127.0.0.1:9000   (AWS_ACCESS_KEY_ID/SECRET from env)
 #   PostgreSQL 127.0.0.1:5432 and MariaDB 127.0.0.1:3306 (checked; started if down)
-# Usage: scripts/services.sh up|down. `up` records what it started in $STATE/started; `down` stops only that.
+# Usage: scripts/services.sh up|down [TAG]. `up` records what it started in $STATE/started.TAG; `down`
+# stops only what `up` with the same TAG started (scripts/test.sh uses `test`, scripts/demo.sh `demo`).
 # Tools are built into $HOME/.cache/roomstream/tools-target and installed in ~/.cargo/bin, so a second
 # run takes seconds. Data lives under $STATE (default $HOME/.cache/roomstream/services).
 set -euo pipefail
@@ -21,7 +22,17 @@ wait_for() { # wait_for <what> <command…>
   for _ in $(seq 240); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
   log "timed out waiting for $what"; return 1
 }
-started() { echo "$1" >>"$STATE/started"; }
+TAG=${2:-default}
+RECORD="$STATE/started.$TAG"
+started() { echo "$1" >>"$RECORD"; }
+stop_pid() { # stop_pid <name>: TERM the recorded pid and wait until it is gone
+  local pidfile="$STATE/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+  kill -9 "$pid" 2>/dev/null || true
+}
 
 install_tools() {
   if ! tansu --version 2>/dev/null | grep -q '0\.6\.0'; then
@@ -35,7 +46,7 @@ install_tools() {
 }
 
 up() {
-  : >"$STATE/started"
+  touch "$RECORD"
   install_tools
 
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -47,6 +58,7 @@ up() {
 
   if ! mariadb-admin -uroot -h127.0.0.1 ping >/dev/null 2>&1; then
     log "starting MariaDB"
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
     start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
     started mariadb
   fi
@@ -77,20 +89,20 @@ up() {
 }
 
 down() {
-  [ -f "$STATE/started" ] || return 0
+  [ -f "$RECORD" ] || return 0
   while read -r svc; do
     case $svc in
-      tansu | s3s) [ -f "$STATE/$svc.pid" ] && kill "$(cat "$STATE/$svc.pid")" 2>/dev/null || true ;;
+      tansu | s3s) stop_pid "$svc" ;;
       postgres) pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main stop || true ;;
-      mariadb) mariadb-admin -uroot -h127.0.0.1 shutdown 2>/dev/null || true ;;
+      mariadb) mariadb-admin -uroot shutdown 2>/dev/null || true ;; # over the socket: root uses unix auth
     esac
     log "stopped $svc"
-  done <"$STATE/started"
-  : >"$STATE/started"
+  done <"$RECORD"
+  rm -f "$RECORD"
 }
 
 case ${1:-up} in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down [TAG]" >&2; exit 2 ;;
 esac

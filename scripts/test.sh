@@ -8,8 +8,8 @@ export CARGO_TERM_COLOR=never
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-AKIDTEST} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-SECRETTEST1234}
 export PATH="$HOME/.cargo/bin:$PATH"
 
-scripts/services.sh up
-trap 'scripts/services.sh down' EXIT
+trap 'scripts/services.sh down test' EXIT
+scripts/services.sh up test
 
 start=$(date +%s)
 set +e
@@ -22,6 +22,6 @@ status=${PIPESTATUS[0]}
 set -e
 echo
 echo "== roomstream test summary =="
-grep -E "^\s+Summary|^test result:|SKIP" /tmp/roomstream-test.log | sed 's/^ *//' | sort | uniq -c | sed 's/^ *//' || true
+grep -E "^ +(Summary|FAIL)|^test result:" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
 echo "exit status: $status; wall time: $(( $(date +%s) - start )) s"
 exit "$status"

@@ -105,14 +105,14 @@ enum CrawlCommand {
 #[derive(Debug, Args)]
 struct LiveArgs {
     /// Identifier of this crawl, carried by every event; default `<source>-<UTC time>`.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_crawl_id)]
     crawl_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
 struct SyntheticCli {
     /// Flats in the simulated world.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     listings: u32,
     /// Days of crawling to simulate.
     #[arg(long, default_value_t = 30)]
@@ -121,7 +121,7 @@ struct SyntheticCli {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Pace the output at this many events per second (default: as fast as the broker acknowledges).
-    #[arg(long, value_name = "EPS")]
+    #[arg(long, value_name = "EPS", value_parser = parse_rate)]
     rate: Option<f64>,
     /// Write the ground truth (JSON lines) to this file.
     #[arg(long, value_name = "FILE")]
@@ -178,6 +178,24 @@ impl Cli {
             }
             Command::Crawl(crawl) => run_crawl(&cfg, crawl).await,
         }
+    }
+}
+
+/// A crawl id fits the envelope: 1–128 bytes.
+fn parse_crawl_id(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 128 {
+        return Err("a crawl id has 1 to 128 bytes".into());
+    }
+    Ok(s.to_string())
+}
+
+/// A rate is a finite number of events per second above zero.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: give events per second above 0, e.g. 2000"
+        )),
     }
 }
 
@@ -260,6 +278,9 @@ async fn run_crawl(cfg: &Config, command: CrawlCommand) -> anyhow::Result<ExitCo
             for (file, rows, observations, sweeps) in &outcome.files {
                 println!("{file}: {rows} rows → {observations} observations, {sweeps} sweeps");
             }
+            if !outcome.skipped.is_empty() {
+                println!("not listing files, skipped: {}", outcome.skipped.join(", "));
+            }
             println!(
                 "fixtures: {} of {} rows became observations ({:.1} %)",
                 outcome.observations(),
@@ -280,7 +301,7 @@ async fn run_crawl(cfg: &Config, command: CrawlCommand) -> anyhow::Result<ExitCo
                 .with_progress(synthetic::estimate_events(&args), "synthetic");
             let world = synthetic::run(&args, &mut emitter)?;
             let report = emitter.finish()?;
-            println!("{}", synthetic::describe(&world, &report));
+            println!("{}", synthetic::describe(&world));
             if let Some(path) = &args.truth {
                 println!("ground truth: {}", path.display());
             }
@@ -309,4 +330,29 @@ fn calibrate(dir: &std::path::Path, out: &std::path::Path) -> anyhow::Result<Exi
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_arguments_are_refused_before_anything_runs() {
+        for args in [
+            &["roomstream", "crawl", "synthetic", "--rate", "0"][..],
+            &["roomstream", "crawl", "synthetic", "--rate", "NaN"],
+            &["roomstream", "crawl", "synthetic", "--listings", "0"],
+            &["roomstream", "crawl", "zigbang", "--crawl-id", ""],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err("refused");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}: {err}"
+            );
+        }
+        assert!(
+            Cli::try_parse_from(["roomstream", "crawl", "synthetic", "--rate", "2000"]).is_ok()
+        );
+    }
 }

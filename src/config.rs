@@ -4,7 +4,7 @@
 //! in), then environment variables. Sections are single words, so the first `_` after `ROOMSTREAM_`
 //! separates section from key: `ROOMSTREAM_KAFKA_BROKERS` → `kafka.brokers`,
 //! `ROOMSTREAM_ZIGBANG_MIN_INTERVAL` → `zigbang.min_interval`. Variables the harness owns are not config:
-//! `ROOMSTREAM_CONFIG`, `ROOMSTREAM_LOG` and `ROOMSTREAM_TEST_*`.
+//! `ROOMSTREAM_CONFIG`, `ROOMSTREAM_LOG`, `ROOMSTREAM_SERVICES_DIR` (scripts) and `ROOMSTREAM_TEST_*`.
 //!
 //! On bad input: an unknown, missing or ill-typed key fails [`load`] with a message naming the key and
 //! the layer it came from; [`Config::validate`] then checks values (URLs, addresses, names) the same way.
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub const LOCAL_PROFILE: &str = include_str!("../config/local.toml");
 
 /// Environment variables with the `ROOMSTREAM_` prefix that are not configuration keys.
-const NOT_CONFIG: [&str; 3] = ["CONFIG", "LOG", "TEST_"];
+const NOT_CONFIG: [&str; 4] = ["CONFIG", "LOG", "SERVICES_DIR", "TEST_"];
 
 /// A configuration that could not be loaded or is invalid. The message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +233,7 @@ pub fn load_with_env(
     };
     figment = figment.merge(EnvOverrides::from_vars(env));
     let cfg: Config = figment
-        .extract()
+        .extract_lossy()
         .map_err(|e| ConfigError::Load(Box::new(e)))?;
     cfg.validate()?;
     Ok(cfg)
@@ -278,8 +278,16 @@ impl figment::Provider for EnvOverrides {
     ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
         let mut dict = figment::value::Dict::new();
         for (_, key, value) in &self.0 {
+            // Arrays and tables are parsed (`["wydm9","wydmd"]`); everything else stays a string, and
+            // `extract_lossy` turns "16" into 16 where the key is a number — so a numeric-looking
+            // namespace such as `2024` stays the string it is.
+            let trimmed = value.trim_start();
             let parsed: figment::value::Value =
-                value.parse().unwrap_or_else(|_| value.as_str().into());
+                if trimmed.starts_with('[') || trimmed.starts_with('{') {
+                    value.parse().unwrap_or_else(|_| value.as_str().into())
+                } else {
+                    value.as_str().into()
+                };
             let nested = figment::util::nest(key, parsed)
                 .into_dict()
                 .unwrap_or_default();
@@ -491,6 +499,19 @@ mod tests {
         assert_eq!(cfg.store.endpoint, "http://127.0.0.1:9000");
         assert_eq!(cfg.zigbang.batch_size, 10);
         assert_eq!(cfg.zigbang.min_interval, Duration::from_secs(2));
+
+        // Number-like strings stay strings where the key is a string; lists parse.
+        let cfg = load_with_env(
+            None,
+            env(&[
+                ("ROOMSTREAM_KAFKA_NAMESPACE", "2024"),
+                ("ROOMSTREAM_ZIGBANG_GEOHASHES", r#"["wydm9", "wydmd"]"#),
+                ("ROOMSTREAM_SERVICES_DIR", "/tmp/not-config"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(cfg.kafka.namespace, "2024");
+        assert_eq!(cfg.zigbang.geohashes, ["wydm9", "wydmd"]);
     }
 
     #[test]

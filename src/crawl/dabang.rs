@@ -43,7 +43,7 @@ pub struct DabangOutcome {
     pub requests: u64,
 }
 
-/// The filter the seed sent: 월세 only, every floor kind, 원룸/투룸, agents and owners.
+/// The seed's filter, widened to 전세 (`LEASE`) as well as 월세: every floor kind, 원룸/투룸, agents and owners.
 fn filters() -> Value {
     json!({
         "sellingTypeList": ["MONTHLY_RENT", "LEASE"],
@@ -59,7 +59,11 @@ fn filters() -> Value {
     })
 }
 
-/// The region of a room: the Seoul 구 of the nearest 동 named `dongName`.
+/// The region of a room: the Seoul 구 of the nearest 동 named `dongName` in the calibration table.
+///
+/// Limitation: the table holds the 244 법정동 that have Zigbang listings in the snapshot, not all of
+/// Seoul's; a room in a missing 동 (서초구 내곡동, say) gets [`region::UNKNOWN`]. Coordinates alone are
+/// not used, because Gyeonggi 동 just over the border (광명 하안동) would then land in Seoul.
 pub fn room_region(cal: &Calibration, room: &Value) -> &'static str {
     let dong = room["dongName"].as_str().unwrap_or_default();
     let lat = room["randomLocation"]["lat"].as_f64().unwrap_or(0.0);
@@ -118,7 +122,14 @@ impl BoxCrawl<'_> {
                 .into());
             };
             self.pages += 1;
-            let total = result["total"].as_u64().unwrap_or(0);
+            // Without `total` neither the cap nor completeness can be checked.
+            let Some(total) = result["total"].as_u64() else {
+                return Err(FetchError::Malformed {
+                    url: url.to_string(),
+                    reason: "no `result.total`".into(),
+                }
+                .into());
+            };
             let capped = total >= self.cap || page > self.max_pages;
             if capped {
                 if depth >= MAX_SPLIT_DEPTH {
@@ -139,6 +150,19 @@ impl BoxCrawl<'_> {
             }
             rooms.extend(list.iter().cloned());
             if list.is_empty() || result["hasMore"].as_bool() == Some(false) {
+                // Listings that move between pages while we page can be skipped: then fewer distinct
+                // rooms than `total` came back, and the box does not count as listed.
+                let distinct: BTreeSet<&str> =
+                    rooms.iter().filter_map(|r| r["id"].as_str()).collect();
+                if (distinct.len() as u64) < total {
+                    return Err(CrawlError::Input {
+                        file: url.to_string(),
+                        message: format!(
+                            "listed {} distinct rooms of the {total} reported",
+                            distinct.len()
+                        ),
+                    });
+                }
                 return Ok(rooms);
             }
             page += 1;

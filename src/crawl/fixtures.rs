@@ -11,8 +11,9 @@
 //! The daily files are partial samples of Zigbang (README of the fixtures: about half the ids carry over
 //! day to day), so their sweeps will mark many listings missing; that is what the real feed looked like.
 //!
-//! On bad input: a file that does not parse fails naming the file and row; nothing is skipped silently,
-//! and the report counts rows read against observations produced.
+//! On bad input: a file that does not parse fails naming the file and row. Files the crawler does not
+//! know (the registry summaries, the README) are listed in the outcome's `skipped`, and the report
+//! counts rows read against observations produced.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ const SNAPSHOT_FILE: &str = "zigbang_seoul_listings_20251128_sample.csv";
 pub struct FixtureOutcome {
     /// (file, rows read, observations produced, sweeps produced), in file-name order.
     pub files: Vec<(String, u64, u64, u64)>,
+    /// Files in the folder that are not listing files, in name order.
+    pub skipped: Vec<String>,
 }
 
 impl FixtureOutcome {
@@ -126,6 +129,7 @@ pub fn emit_all(dir: &Path, emitter: &mut Emitter<'_>) -> Result<FixtureOutcome,
         } else if name == SNAPSHOT_FILE {
             snapshot_csv(dir, name, emitter)?
         } else {
+            outcome.skipped.push(name.clone());
             continue;
         };
         outcome

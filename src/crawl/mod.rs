@@ -28,7 +28,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::kafka::{EventSink, ProduceError};
 use crate::topics::TopicKind;
-use crate::topics::envelope::{BrokerRecord, DlqEvent, Observation, SweepMarker};
+use time::OffsetDateTime;
+
+use crate::topics::envelope::{
+    BrokerRecord, DLQ_SCHEMA, DlqEvent, Observation, SweepMarker, whole_seconds,
+};
 
 /// Why a crawl failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +119,8 @@ impl CrawlReport {
 pub struct Emitter<'a> {
     sink: &'a mut dyn EventSink,
     report: CrawlReport,
-    started: Instant,
+    /// When the first event was sent: the produce rate and the pacing count from here.
+    started: Option<Instant>,
     /// Events per second to pace at, if any.
     rate: Option<f64>,
     progress: ProgressBar,
@@ -127,7 +132,7 @@ impl<'a> Emitter<'a> {
         Emitter {
             sink,
             report: CrawlReport::default(),
-            started: Instant::now(),
+            started: None,
             rate,
             progress: ProgressBar::hidden(),
         }
@@ -148,8 +153,20 @@ impl<'a> Emitter<'a> {
         self
     }
 
-    /// Produces one observation, keyed by its region.
+    /// Produces one observation, keyed by its region — or, if it would break the topic's contract
+    /// ([`Observation::contract_violation`]), a DLQ event with reason `contract_violation` instead.
     pub fn observation(&mut self, obs: &Observation) -> Result<(), CrawlError> {
+        if let Some(why) = obs.contract_violation() {
+            tracing::warn!(id = %obs.source_listing_id, error = %why, "Observation rejected to the DLQ.");
+            let stage = format!("crawl.{}", obs.source.as_str());
+            return self.reject(
+                &stage,
+                "contract_violation",
+                why,
+                Some(obs.region_code.clone()),
+                serde_json::to_value(obs)?,
+            );
+        }
         let value = serde_json::to_vec(obs)?;
         self.send(TopicKind::Observed, &obs.region_code, &value)?;
         self.report.observations += 1;
@@ -189,14 +206,39 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// Produces a DLQ event for input that cannot become an event: `stage` (`crawl.vworld`), a short
+    /// `reason` (`missing_field`), the detail, the key it would have had, and the input itself.
+    pub fn reject(
+        &mut self,
+        stage: &str,
+        reason: &str,
+        error: String,
+        key: Option<String>,
+        value: serde_json::Value,
+    ) -> Result<(), CrawlError> {
+        self.dlq(&DlqEvent {
+            schema: DLQ_SCHEMA.into(),
+            stage: stage.into(),
+            reason: reason.into(),
+            error,
+            topic: None,
+            partition: None,
+            offset: None,
+            key,
+            value,
+            rejected_at: whole_seconds(OffsetDateTime::now_utc()),
+        })
+    }
+
     /// Events queued so far.
     pub fn events(&self) -> u64 {
         self.report.events()
     }
 
     fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), CrawlError> {
+        let started = *self.started.get_or_insert_with(Instant::now);
         if let Some(rate) = self.rate {
-            let due = self.started + Duration::from_secs_f64(self.report.events() as f64 / rate);
+            let due = started + Duration::from_secs_f64(self.report.events() as f64 / rate);
             let now = Instant::now();
             if due > now {
                 std::thread::sleep(due - now);
@@ -212,7 +254,7 @@ impl<'a> Emitter<'a> {
     pub fn finish(mut self) -> Result<CrawlReport, CrawlError> {
         self.sink.finish()?;
         self.progress.finish_and_clear();
-        self.report.elapsed = self.started.elapsed();
+        self.report.elapsed = self.started.map(|s| s.elapsed()).unwrap_or_default();
         Ok(self.report)
     }
 }

@@ -16,8 +16,11 @@ use time::OffsetDateTime;
 use super::http::PoliteClient;
 use super::{CrawlError, Emitter};
 use crate::config::Config;
-use crate::topics::envelope::{BROKER_SCHEMA, BrokerRecord, DLQ_SCHEMA, DlqEvent, whole_seconds};
+use crate::topics::envelope::{BROKER_SCHEMA, BrokerRecord, whole_seconds};
 use crate::topics::keys::normalize_registration;
+
+/// The `stage` of this importer's DLQ events.
+const STAGE: &str = "crawl.vworld";
 
 /// Accepted header names per field, first match wins.
 const REGISTRATION: &[&str] = &[
@@ -176,15 +179,8 @@ pub fn emit_registry(
         let row = match row {
             Ok(r) => r,
             Err(e) => {
-                reject(
-                    emitter,
-                    name,
-                    line,
-                    "malformed_row",
-                    &e.to_string(),
-                    serde_json::Value::Null,
-                    observed_at,
-                )?;
+                let error = format!("{name} data row {}: {e}", line + 1);
+                emitter.reject(STAGE, "malformed_row", error, None, serde_json::Value::Null)?;
                 outcome.rejected += 1;
                 continue;
             }
@@ -202,15 +198,11 @@ pub fn emit_registry(
                     .map(|(h, v)| (h.to_string(), serde_json::Value::from(v)))
                     .collect(),
             );
-            reject(
-                emitter,
-                name,
-                line,
-                "missing_field",
-                "registration number or person is empty",
-                value,
-                observed_at,
-            )?;
+            let error = format!(
+                "{name} data row {}: registration number or person is empty",
+                line + 1
+            );
+            emitter.reject(STAGE, "missing_field", error, None, value)?;
             outcome.rejected += 1;
             continue;
         };
@@ -234,29 +226,6 @@ pub fn emit_registry(
         outcome.brokers += 1;
     }
     Ok(outcome)
-}
-
-fn reject(
-    emitter: &mut Emitter<'_>,
-    file: &str,
-    line: usize,
-    reason: &str,
-    error: &str,
-    value: serde_json::Value,
-    at: OffsetDateTime,
-) -> Result<(), CrawlError> {
-    emitter.dlq(&DlqEvent {
-        schema: DLQ_SCHEMA.into(),
-        stage: "crawl.vworld".into(),
-        reason: reason.into(),
-        error: format!("{file} data row {}: {error}", line + 1),
-        topic: None,
-        partition: None,
-        offset: None,
-        key: None,
-        value,
-        rejected_at: at,
-    })
 }
 
 #[cfg(test)]

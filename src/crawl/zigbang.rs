@@ -5,10 +5,12 @@
 //! `{"itemIds":[…]}` → `{"items":[{item_id, deposit, rent, manage_cost(원), addressOrigin, …}]}`.
 //! Each detail item becomes one `zigbang.list` observation, keyed by the 구 of its `addressOrigin`.
 //!
-//! Completeness: a region gets a sweep marker only if every tile that covers it (a tile covers a 구 when
-//! one of the 구's 동 centroids lies in it) was listed and every detail batch holding one of those
-//! tiles' ids succeeded, for every kind. A failed tile or batch leaves its regions without a marker, so
-//! the processor never infers removals from a partial crawl.
+//! Completeness ([`coverage`]): a 구's listings lie in its 동's footprints (centroid ± three spreads, from
+//! the calibration table). A 구 gets a sweep marker only if the configured tiles cover every footprint
+//! (checked on a 3 × 3 grid of points per footprint; the seed's 62 tiles cover all 25 구) and every tile
+//! touching a footprint was listed, and every detail batch holding one of those tiles' ids succeeded, for
+//! every kind. A 구 the tiles do not fully cover is never swept (`regions_uncovered`); a failed tile or
+//! batch leaves the 구 it touches without a marker (`regions_incomplete`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +49,8 @@ pub struct ZigbangOutcome {
     pub regions_swept: Vec<String>,
     /// Covered regions left without a marker because something failed.
     pub regions_incomplete: Vec<String>,
+    /// Regions the configured tiles only partly cover: never swept by this configuration.
+    pub regions_uncovered: Vec<String>,
     /// HTTP requests sent, retries included.
     pub requests: u64,
 }
@@ -78,16 +82,43 @@ pub fn geohash_bbox(hash: &str) -> Option<BBox> {
     })
 }
 
-/// The regions whose 동 centroids lie in a tile.
-fn regions_of_tile(cal: &Calibration, tile: &str) -> BTreeSet<String> {
-    let Some(b) = geohash_bbox(tile) else {
-        return BTreeSet::new();
-    };
-    cal.dong
+/// How a set of tiles covers Seoul's 구.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Coverage {
+    /// 구 code → the tiles touching one of its 동 footprints, for 구 the tiles cover completely.
+    pub covered: BTreeMap<String, BTreeSet<String>>,
+    /// 구 touched by the tiles but not covered completely.
+    pub partial: Vec<String>,
+}
+
+/// Which 구 a set of tiles covers completely, and through which tiles (see the module doc).
+pub fn coverage(cal: &Calibration, tiles: &[String]) -> Coverage {
+    let boxes: Vec<(&String, BBox)> = tiles
         .iter()
-        .filter(|d| b.contains(d.lat, d.lng))
-        .map(|d| d.gu_code.clone())
-        .collect()
+        .filter_map(|t| geohash_bbox(t).map(|b| (t, b)))
+        .collect();
+    let mut out = Coverage::default();
+    for (code, _) in region::SEOUL_GU {
+        let footprints: Vec<BBox> = cal.dongs_of(code).map(|d| d.footprint()).collect();
+        let touching: BTreeSet<String> = boxes
+            .iter()
+            .filter(|(_, b)| footprints.iter().any(|f| f.intersects(b)))
+            .map(|(t, _)| (*t).clone())
+            .collect();
+        if touching.is_empty() {
+            continue;
+        }
+        let complete = footprints
+            .iter()
+            .flat_map(BBox::grid)
+            .all(|(lat, lng)| boxes.iter().any(|(_, b)| b.contains(lat, lng)));
+        if complete {
+            out.covered.insert(code.to_string(), touching);
+        } else {
+            out.partial.push(code.to_string());
+        }
+    }
+    out
 }
 
 /// The region of a `zigbang.list` item: its `addressOrigin` 시도 + 구, else [`region::UNKNOWN`].
@@ -147,13 +178,9 @@ pub async fn crawl(
     let started = whole_seconds(OffsetDateTime::now_utc());
     let mut outcome = ZigbangOutcome::default();
 
-    // Which regions each tile covers, and so which tiles a region depends on.
-    let mut covering: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for tile in &tiles {
-        for r in regions_of_tile(cal, tile) {
-            covering.entry(r).or_default().insert(tile.clone());
-        }
-    }
+    // Which regions the tiles cover completely, and which tiles each depends on.
+    let coverage = coverage(cal, &tiles);
+    outcome.regions_uncovered = coverage.partial.clone();
     let mut failed_tiles: BTreeSet<String> = BTreeSet::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -246,7 +273,7 @@ pub async fn crawl(
 
     // 3. Sweep markers for the regions whose every covering tile and batch succeeded.
     let ended = whole_seconds(OffsetDateTime::now_utc());
-    for (region, tiles) in &covering {
+    for (region, tiles) in &coverage.covered {
         if tiles.iter().any(|t| failed_tiles.contains(t)) {
             outcome.regions_incomplete.push(region.clone());
             continue;
@@ -285,18 +312,25 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_tiles_cover_every_seoul_gu() {
+    fn the_seed_tiles_cover_every_seoul_gu_and_fewer_tiles_cover_fewer() {
         let cal = Calibration::embedded();
-        let covered: BTreeSet<String> = SEED_TILES
-            .iter()
-            .flat_map(|t| regions_of_tile(cal, t))
-            .collect();
+        let seed: Vec<String> = SEED_TILES.iter().map(|s| s.to_string()).collect();
+        let all = coverage(cal, &seed);
+        assert!(all.partial.is_empty(), "{:?}", all.partial);
         for (code, name) in region::SEOUL_GU {
             assert!(
-                covered.contains(code),
+                all.covered.contains_key(code as &str),
                 "{name} is not covered by the seed tiles"
             );
         }
+        // One tile over 용산/중구 covers no 구 completely: every 구 it touches is partial.
+        let one = coverage(cal, &["wydm9".to_string()]);
+        assert!(one.covered.is_empty(), "{:?}", one.covered.keys());
+        assert!(
+            one.partial.contains(&"11170".to_string()),
+            "{:?}",
+            one.partial
+        );
     }
 
     #[test]

@@ -74,6 +74,16 @@ impl PayloadFormat {
             PayloadFormat::DabangV5Room => "dabang.v5.room",
         }
     }
+
+    /// The payload fields `observed.v1.schema.json` requires of this format.
+    pub fn required_fields(self) -> &'static [&'static str] {
+        match self {
+            PayloadFormat::ZigbangList => &["item_id", "deposit", "rent"],
+            PayloadFormat::ZigbangV3Item => &["item"],
+            PayloadFormat::DabangV5Room => &["id", "priceTitle", "roomDesc"],
+            PayloadFormat::ZigbangDailyCsv | PayloadFormat::ZigbangSnapshotCsv => &[],
+        }
+    }
 }
 
 /// One sighting of one listing on one platform (`observed.v1`, key: `region_code`).
@@ -92,7 +102,8 @@ pub struct Observation {
     pub platform: Platform,
     /// The platform's own id of the listing (Zigbang numeric id, Dabang 24-hex id), as a string.
     pub source_listing_id: String,
-    /// When the crawler saw it (RFC 3339, UTC).
+    /// When the crawler saw it (RFC 3339 with its offset: UTC from live crawlers, +09:00 from fixtures and
+    /// the simulator, whose clocks are Korean).
     #[serde(with = "time::serde::rfc3339")]
     pub observed_at: OffsetDateTime,
     /// The crawl run this observation belongs to; sweep markers name the same id.
@@ -240,6 +251,47 @@ impl Observation {
             payload_format,
             payload,
         }
+    }
+
+    /// Why this observation would break its contract (`observed.v1.schema.json`), if it would: a payload
+    /// that is not an object or lacks a field its format requires, an empty id or crawl id, a bad
+    /// region code. Crawlers send such observations to the DLQ instead of the topic.
+    pub fn contract_violation(&self) -> Option<String> {
+        if self.source_listing_id.is_empty() || self.source_listing_id.len() > 64 {
+            return Some(format!(
+                "source_listing_id {:?} is empty or over 64 bytes",
+                self.source_listing_id
+            ));
+        }
+        if self.crawl_id.is_empty() || self.crawl_id.len() > 128 {
+            return Some(format!(
+                "crawl_id {:?} is empty or over 128 bytes",
+                self.crawl_id
+            ));
+        }
+        if !crate::region::is_valid(&self.region_code) {
+            return Some(format!(
+                "region_code {:?} is not 5 digits",
+                self.region_code
+            ));
+        }
+        let Some(payload) = self.payload.as_object() else {
+            return Some("payload is not a JSON object".into());
+        };
+        let missing: Vec<&str> = self
+            .payload_format
+            .required_fields()
+            .iter()
+            .copied()
+            .filter(|f| payload.get(*f).is_none_or(serde_json::Value::is_null))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "{} payload lacks {}",
+                self.payload_format.as_str(),
+                missing.join(", ")
+            )
+        })
     }
 }
 

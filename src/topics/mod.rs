@@ -98,12 +98,7 @@ pub struct TopicDef {
 impl TopicDef {
     /// Retention as Kafka's `retention.ms` (`-1` for forever).
     pub fn retention_ms(&self) -> i64 {
-        if self.retention == "forever" {
-            return -1;
-        }
-        humantime::parse_duration(&self.retention)
-            .map(|d: Duration| d.as_millis() as i64)
-            .unwrap_or(-1)
+        parse_retention(&self.retention).unwrap_or(-1)
     }
 
     /// The topic-level configs roomstream manages: `cleanup.policy` and `retention.ms`.
@@ -113,6 +108,16 @@ impl TopicDef {
             ("retention.ms", self.retention_ms().to_string()),
         ]
     }
+}
+
+/// `forever` → -1, a humantime duration → its milliseconds, anything else → `None`.
+fn parse_retention(text: &str) -> Option<i64> {
+    if text == "forever" {
+        return Some(-1);
+    }
+    humantime::parse_duration(text)
+        .ok()
+        .map(|d: Duration| d.as_millis() as i64)
 }
 
 /// (definition file, definition TOML, schema JSON) in [`TopicKind`] order.
@@ -152,7 +157,11 @@ fn definitions() -> &'static [TopicDef; 5] {
     static DEFS: std::sync::OnceLock<[TopicDef; 5]> = std::sync::OnceLock::new();
     DEFS.get_or_init(|| {
         SOURCES.map(|(file, text, _)| match toml::from_str::<TopicDef>(text) {
-            Ok(def) => def,
+            Ok(def) if parse_retention(&def.retention).is_some() => def,
+            Ok(def) => panic!(
+                "{file}: retention {:?} is neither `forever` nor a duration",
+                def.retention
+            ),
             Err(e) => panic!("{file} is not a valid topic definition: {e}"),
         })
     })

@@ -1,4 +1,5 @@
-//! The Zigbang crawler against a local server serving a real daily crawl as `house/property/v1` items.
+//! The Zigbang crawler against a local server serving a real daily crawl as `house/property/v1` items,
+//! over the seed's 62 tiles.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -6,13 +7,14 @@ use std::time::Duration;
 use roomstream::crawl::calibration::Calibration;
 use roomstream::crawl::{Emitter, zigbang};
 use roomstream::kafka::KafkaSink;
+use roomstream::region;
 use roomstream::topics::TopicKind;
 
 use crate::support::sites::{FaultKind, Sites};
 use crate::support::{TestEnv, assert_all_valid, real_fixtures, spawn_env};
 
-/// The tiles with the most served items (so the test crawls a few busy tiles, not all 62).
-fn busiest_tiles(ids: &BTreeMap<String, BTreeMap<String, Vec<String>>>, n: usize) -> Vec<String> {
+/// Tiles by how many items the server holds in them, busiest first.
+fn busiest_tiles(ids: &BTreeMap<String, BTreeMap<String, Vec<String>>>) -> Vec<String> {
     let mut per_tile: BTreeMap<&str, usize> = BTreeMap::new();
     for tiles in ids.values() {
         for (tile, list) in tiles {
@@ -21,58 +23,60 @@ fn busiest_tiles(ids: &BTreeMap<String, BTreeMap<String, Vec<String>>>, n: usize
     }
     let mut tiles: Vec<(&str, usize)> = per_tile.into_iter().collect();
     tiles.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    tiles
-        .into_iter()
-        .take(n)
-        .map(|(t, _)| t.to_string())
-        .collect()
+    tiles.into_iter().map(|(t, _)| t.to_string()).collect()
 }
 
-/// The regions whose 동 centroids lie in a tile (what the crawler's completeness rule depends on).
-fn regions_of(tile: &str) -> BTreeSet<String> {
-    let b = zigbang::geohash_bbox(tile).expect("tile");
-    Calibration::embedded()
-        .dong
+/// Every 구 a tile touches (the ones a failure of that tile must leave without a marker).
+fn regions_touched_by(tile: &str) -> BTreeSet<String> {
+    let c = zigbang::coverage(Calibration::embedded(), &[tile.to_string()]);
+    c.covered.into_keys().chain(c.partial).collect()
+}
+
+fn all_regions() -> BTreeSet<String> {
+    region::SEOUL_GU
         .iter()
-        .filter(|d| b.contains(d.lat, d.lng))
-        .map(|d| d.gu_code.clone())
+        .map(|(c, _)| c.to_string())
         .collect()
 }
 
-async fn setup(tiles: usize) -> Option<(TestEnv, Sites, Vec<String>, BTreeSet<String>)> {
+struct Setup {
+    env: TestEnv,
+    sites: Sites,
+    /// Tiles with items, busiest first.
+    tiles: Vec<String>,
+    /// Ids the crawler should find (the configured kinds, in the seed tiles).
+    expected: BTreeSet<String>,
+}
+
+async fn setup() -> Option<Setup> {
     let dir = real_fixtures()?;
     let sites = Sites::start().await;
     let ids = sites.load_zigbang(&dir);
-    let tiles = busiest_tiles(&ids, tiles);
+    let seed: BTreeSet<&str> = zigbang::SEED_TILES.into_iter().collect();
     let expected: BTreeSet<String> = ids
         .iter()
-        .filter(|(k, _)| *k != "villas")
-        .flat_map(|(_, t)| {
+        .filter(|(kind, _)| *kind != "villas")
+        .flat_map(|(_, tiles)| {
             tiles
                 .iter()
-                .filter_map(|tile| t.get(tile))
-                .flatten()
-                .cloned()
+                .filter(|(t, _)| seed.contains(t.as_str()))
+                .flat_map(|(_, l)| l.iter().cloned())
         })
         .collect();
-    let geohashes = format!(
-        "[{}]",
-        tiles
-            .iter()
-            .map(|t| format!("\"{t}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
     let env = spawn_env(&[
         ("zigbang", "base_url", &sites.base_url()),
         ("zigbang", "min_interval", "0s"),
-        ("zigbang", "geohashes", &geohashes),
         ("crawl", "backoff", "10ms"),
         ("crawl", "request_timeout", "2s"),
-        ("crawl", "max_attempts", "3"),
+        ("crawl", "max_attempts", "4"),
     ])
     .await;
-    Some((env, sites, tiles, expected))
+    Some(Setup {
+        env,
+        sites,
+        tiles: busiest_tiles(&ids),
+        expected,
+    })
 }
 
 async fn crawl(env: &TestEnv) -> zigbang::ZigbangOutcome {
@@ -85,29 +89,42 @@ async fn crawl(env: &TestEnv) -> zigbang::ZigbangOutcome {
     outcome
 }
 
-fn observed_ids(env: &TestEnv) -> Vec<String> {
+fn observed(env: &TestEnv) -> Vec<serde_json::Value> {
     let records = env.read_topic(TopicKind::Observed);
     assert_all_valid(TopicKind::Observed, &records);
+    records.iter().map(|r| r.json()).collect()
+}
+
+fn observed_ids(env: &TestEnv) -> Vec<String> {
+    observed(env)
+        .iter()
+        .map(|o| o["source_listing_id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+fn swept(env: &TestEnv) -> BTreeMap<String, u64> {
+    let records = env.read_topic(TopicKind::Sweeps);
+    assert_all_valid(TopicKind::Sweeps, &records);
     records
         .iter()
         .map(|r| {
-            r.json()["source_listing_id"]
-                .as_str()
-                .expect("id")
-                .to_string()
+            (
+                r.key.clone(),
+                r.json()["listings_seen"].as_u64().expect("count"),
+            )
         })
         .collect()
 }
 
-fn swept_regions(env: &TestEnv) -> BTreeSet<String> {
-    let records = env.read_topic(TopicKind::Sweeps);
-    assert_all_valid(TopicKind::Sweeps, &records);
-    records.iter().map(|r| r.key.clone()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
-async fn a_clean_crawl_lists_every_item_in_batches_of_15_and_sweeps_every_covered_region() {
-    let Some((env, sites, tiles, expected)) = setup(4).await else {
+async fn a_clean_crawl_lists_every_item_in_batches_of_15_and_sweeps_every_region() {
+    let Some(Setup {
+        env,
+        sites,
+        expected,
+        ..
+    }) = setup().await
+    else {
         return;
     };
     let outcome = crawl(&env).await;
@@ -116,30 +133,53 @@ async fn a_clean_crawl_lists_every_item_in_batches_of_15_and_sweeps_every_covere
     assert_eq!(
         ids.iter().cloned().collect::<BTreeSet<_>>(),
         expected,
-        "every served id, once"
+        "every served id"
     );
     assert_eq!(ids.len(), expected.len(), "no id twice");
-    let covered: BTreeSet<String> = tiles.iter().flat_map(|t| regions_of(t)).collect();
-    assert_eq!(swept_regions(&env), covered);
-    assert!(outcome.regions_incomplete.is_empty());
-    // Paging: more ids than one batch, so several detail requests, none over the cap (the server 400s).
-    let batches = sites
-        .log()
-        .iter()
-        .filter(|(p, s)| p.contains("items/list") && *s == 200)
-        .count();
+    let sweeps = swept(&env);
+    assert_eq!(
+        sweeps.keys().cloned().collect::<BTreeSet<_>>(),
+        all_regions(),
+        "the seed tiles sweep all 25 구"
+    );
+    for o in observed(&env) {
+        assert!(
+            sweeps.contains_key(o["region_code"].as_str().expect("code")),
+            "{}",
+            o["region_code"]
+        );
+    }
+    let total: u64 = sweeps.values().sum();
+    assert_eq!(
+        total,
+        ids.len() as u64,
+        "sweep counts add up to the observations"
+    );
+    assert!(
+        outcome.regions_incomplete.is_empty() && outcome.regions_uncovered.is_empty(),
+        "{outcome:?}"
+    );
+    // Paging: the ids need several detail requests, none over the cap (the server answers 400 to more).
+    let log = sites.log();
+    let batches = log.iter().filter(|(p, _)| p.contains("items/list")).count();
     assert!(
         batches >= expected.len().div_ceil(15),
         "{batches} batches for {} ids",
         expected.len()
     );
-    assert!(sites.log().iter().all(|(_, s)| *s == 200));
+    assert!(log.iter().all(|(_, s)| *s == 200));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn too_many_requests_server_errors_and_slow_answers_are_retried_and_the_crawl_still_completes()
  {
-    let Some((env, sites, tiles, expected)) = setup(2).await else {
+    let Some(Setup {
+        env,
+        sites,
+        tiles,
+        expected,
+    }) = setup().await
+    else {
         return;
     };
     sites.fault(&format!("geohash={}", tiles[0]), FaultKind::TooMany, 2);
@@ -156,33 +196,42 @@ async fn too_many_requests_server_errors_and_slow_answers_are_retried_and_the_cr
         expected
     );
     assert!(outcome.regions_incomplete.is_empty(), "{outcome:?}");
+    assert_eq!(swept(&env).len(), 25);
     let log = sites.log();
     assert_eq!(log.iter().filter(|(_, s)| *s == 429).count(), 2);
     assert_eq!(log.iter().filter(|(_, s)| *s == 500).count(), 1);
+    // The slow answer timed out on the client (2 s) and was asked again.
+    let slow_tile = format!("geohash={}", tiles[1]);
     assert!(
-        outcome.requests as usize >= log.len() - 1,
-        "retries are counted: {} vs {}",
-        outcome.requests,
-        log.len()
+        log.iter().filter(|(p, _)| p.contains(&slow_tile)).count() >= 3,
+        "kinds × attempts"
+    );
+    assert_eq!(
+        outcome.requests as usize,
+        log.len(),
+        "every attempt is counted"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_malformed_tile_leaves_its_regions_without_a_sweep_marker() {
-    let Some((env, sites, tiles, _)) = setup(4).await else {
+async fn a_malformed_tile_leaves_every_region_it_touches_without_a_sweep_marker() {
+    let Some(Setup {
+        env, sites, tiles, ..
+    }) = setup().await
+    else {
         return;
     };
     let bad = &tiles[0];
     sites.fault(&format!("geohash={bad}"), FaultKind::Malformed, usize::MAX);
     let outcome = crawl(&env).await;
 
-    let swept = swept_regions(&env);
-    let lost = regions_of(bad);
+    let lost = regions_touched_by(bad);
     assert!(!lost.is_empty());
-    assert!(
-        swept.is_disjoint(&lost),
-        "regions of the malformed tile were swept: {:?}",
-        swept.intersection(&lost).collect::<Vec<_>>()
+    let sweeps: BTreeSet<String> = swept(&env).into_keys().collect();
+    assert_eq!(
+        sweeps,
+        all_regions().difference(&lost).cloned().collect(),
+        "all but the touched 구 are swept"
     );
     assert_eq!(
         outcome
@@ -192,12 +241,6 @@ async fn a_malformed_tile_leaves_its_regions_without_a_sweep_marker() {
             .collect::<BTreeSet<_>>(),
         lost
     );
-    let others: BTreeSet<String> = tiles[1..]
-        .iter()
-        .flat_map(|t| regions_of(t))
-        .filter(|r| !lost.contains(r))
-        .collect();
-    assert_eq!(swept, others, "the other regions are still swept");
     assert!(
         outcome
             .tiles_failed

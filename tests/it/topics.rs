@@ -2,7 +2,7 @@
 
 use roomstream::topics::{TopicKind, admin};
 
-use crate::support::spawn_env;
+use crate::support::{roomstream_with, spawn_env};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_creates_every_topic_once_and_check_then_finds_no_drift() {
@@ -30,9 +30,10 @@ async fn apply_creates_every_topic_once_and_check_then_finds_no_drift() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_reports_missing_topics_and_crawls_refuse_to_start_without_them() {
-    let mut env = spawn_env(&[]).await;
-    env.cfg.kafka.namespace = format!("{}_empty", env.cfg.kafka.namespace);
-    let drift = admin::plan(&env.cfg.kafka).await.expect("plan");
+    let env = spawn_env(&[]).await;
+    let mut kafka = env.cfg.kafka.clone();
+    kafka.namespace = format!("{}_empty", kafka.namespace);
+    let drift = admin::plan(&kafka).await.expect("plan");
     assert_eq!(drift.len(), TopicKind::ALL.len(), "{drift:?}");
     assert!(
         drift
@@ -40,20 +41,26 @@ async fn check_reports_missing_topics_and_crawls_refuse_to_start_without_them() 
             .all(|d| matches!(d, admin::Drift::Missing { .. }))
     );
 
-    let out = env.roomstream(&["topics", "check"]);
+    let vars = [
+        ("ROOMSTREAM_KAFKA_NAMESPACE", kafka.namespace.as_str()),
+        ("ROOMSTREAM_KAFKA_BROKERS", &kafka.brokers),
+    ];
+    let out = roomstream_with(&vars, &["topics", "check"]);
     assert_eq!(out.status.code(), Some(2));
-    let out = env.roomstream(&["crawl", "synthetic", "--listings", "10", "--days", "1"]);
+    let out = roomstream_with(
+        &vars,
+        &["crawl", "synthetic", "--listings", "10", "--days", "1"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("roomstream topics apply"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crawl_against_an_unreachable_broker_exits_non_zero_naming_it() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomstream"))
-        .args(["crawl", "synthetic", "--listings", "10", "--days", "1"])
-        .env("ROOMSTREAM_KAFKA_BROKERS", "127.0.0.1:1")
-        .output()
-        .expect("runs");
+    let out = roomstream_with(
+        &[("ROOMSTREAM_KAFKA_BROKERS", "127.0.0.1:1")],
+        &["crawl", "synthetic", "--listings", "10", "--days", "1"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -94,6 +94,18 @@ pub struct DongStats {
     pub contract_deposit_median: Option<f64>,
 }
 
+impl DongStats {
+    /// Where this 동's listings are: its centroid ± three spreads.
+    pub fn footprint(&self) -> BBox {
+        BBox {
+            sw_lat: self.lat - 3.0 * self.lat_sd,
+            sw_lng: self.lng - 3.0 * self.lng_sd,
+            ne_lat: self.lat + 3.0 * self.lat_sd,
+            ne_lng: self.lng + 3.0 * self.lng_sd,
+        }
+    }
+}
+
 /// A latitude/longitude box.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BBox {
@@ -108,6 +120,22 @@ pub struct BBox {
 }
 
 impl BBox {
+    /// Whether two boxes share any point.
+    pub fn intersects(&self, other: &BBox) -> bool {
+        self.sw_lat <= other.ne_lat
+            && other.sw_lat <= self.ne_lat
+            && self.sw_lng <= other.ne_lng
+            && other.sw_lng <= self.ne_lng
+    }
+
+    /// A 3 × 3 grid of points over the box: corners, edge midpoints and centre.
+    pub fn grid(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        let lats = [self.sw_lat, (self.sw_lat + self.ne_lat) / 2.0, self.ne_lat];
+        let lngs = [self.sw_lng, (self.sw_lng + self.ne_lng) / 2.0, self.ne_lng];
+        lats.into_iter()
+            .flat_map(move |lat| lngs.into_iter().map(move |lng| (lat, lng)))
+    }
+
     /// The four quadrants, for splitting a query that hit a result cap.
     pub fn quadrants(&self) -> [BBox; 4] {
         let mid_lat = (self.sw_lat + self.ne_lat) / 2.0;
@@ -213,8 +241,9 @@ impl Calibration {
     }
 
     /// The box around a 구's 동 centroids, widened by three spreads of each 동's listings and at least
-    /// [`REGION_MARGIN_DEG`], so that it covers the 구's listings out to its edge. Boxes of neighbouring
-    /// 구 overlap; crawlers de-duplicate by id, so overlap costs requests, never correctness.
+    /// [`REGION_MARGIN_DEG`], so that it reaches the 구's edge even where a 동 has few listings. Boxes of
+    /// neighbouring 구 overlap; crawlers de-duplicate by id, so overlap costs requests, not correctness.
+    /// The box is only as good as the 동 table: a 동 with no listings in the snapshot is not in it.
     pub fn region_bbox(&self, code: &str) -> Option<BBox> {
         let mut it = self.dongs_of(code).peekable();
         it.peek()?;

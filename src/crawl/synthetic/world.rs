@@ -331,10 +331,14 @@ fn draw_price(
     area: f64,
     bait: bool,
 ) -> (u32, u32) {
-    let dong_factor = match (dong.contract_rent_median, gu.contract_rent_median) {
-        (Some(d), g) if g > 0.0 => (d / g).clamp(0.75, 1.35),
+    // A 동 is dearer or cheaper than its 구 as the registry's contract medians say (bounded, since a
+    // 동 median rests on as few as 30 contracts).
+    let ratio = |d: Option<f64>, g: f64| match d {
+        Some(d) if g > 0.0 => (d / g).clamp(0.75, 1.35),
         _ => 1.0,
     };
+    let dong_factor = ratio(dong.contract_rent_median, gu.contract_rent_median);
+    let deposit_factor = ratio(dong.contract_deposit_median, gu.contract_deposit_median);
     let area_factor = (area / gu.area_p50.max(1.0)).powf(0.5).clamp(0.6, 1.8);
     if bait {
         let rent = (gu.rent_p50 * 0.45 * area_factor).round().max(15.0);
@@ -351,7 +355,7 @@ fn draw_price(
     );
     let deposit = lognormal(
         rng,
-        gu.deposit_p50.max(100.0),
+        (gu.deposit_p50 * deposit_factor).max(100.0),
         sigma_of(gu.deposit_p25.max(100.0), gu.deposit_p75.max(200.0)),
     );
     (

@@ -2,7 +2,7 @@
 //! payloads with faults on demand: 429s, 500s, malformed bodies and slow responses.
 //!
 //! - Zigbang: the rows of a real daily crawl file (`zigbang_daily_seoul_20260515.csv`) as
-//!   `house/property/v1` list items, placed in the geohash tile of their 동's centroid;
+//!   `house/property/v1` list items, placed in the seed geohash tile holding their 동's centroid;
 //!   `GET /house/property/v1/items/{kind}?geohash=` lists ids, `POST /house/property/v1/items/list`
 //!   returns ≤ 15 items (more is a 400, as on the real API).
 //! - Dabang: the real `roomList` sample, optionally with jittered copies (new ids) so that a box
@@ -139,7 +139,14 @@ impl Sites {
             let Some(centroid) = cal.dongs_of(gu_code).find(|d| d.dong == dong) else {
                 continue;
             };
-            let tile = geohash(centroid.lat, centroid.lng, 5);
+            // The seed tile holding the 동 (four of them are precision 6), else its precision-5 cell.
+            let tile = roomstream::crawl::zigbang::SEED_TILES
+                .iter()
+                .find(|t| {
+                    roomstream::crawl::zigbang::geohash_bbox(t)
+                        .is_some_and(|b| b.contains(centroid.lat, centroid.lng))
+                })
+                .map_or_else(|| geohash(centroid.lat, centroid.lng, 5), |t| t.to_string());
             let kind = match get("매물유형").as_str() {
                 "오피스텔" => "officetels",
                 "원룸" => "onerooms",
