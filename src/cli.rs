@@ -7,9 +7,10 @@
 //! roomstream [--config FILE] crawl zigbang|dabang|vworld|fixtures|synthetic|calibrate …
 //! ```
 //!
-//! Exit codes: 0 success; 1 failure (the reason on stderr); 2 a live crawl that finished but left some
-//! regions incomplete (their events were produced, their sweep markers were not), or topic drift found
-//! by `topics check`.
+//! Exit codes: 0 success; 1 failure (the reason on stderr; for `topics apply`, a fix the broker
+//! refused); 2 a live crawl that finished but left some regions incomplete (their events were
+//! produced, their sweep markers were not), drift found by `topics check`, or drift Kafka cannot fix
+//! (more partitions than defined).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,12 +150,17 @@ impl Cli {
                 for drift in &applied.unfixable {
                     println!("cannot fix: {drift}");
                 }
+                for (drift, error) in &applied.failed {
+                    println!("failed to fix: {drift}: {error}");
+                }
                 println!(
                     "topics under `{}`: {} change(s)",
                     cfg.kafka.namespace,
                     applied.changes.len()
                 );
-                Ok(if applied.unfixable.is_empty() {
+                Ok(if !applied.failed.is_empty() {
+                    ExitCode::FAILURE
+                } else if applied.unfixable.is_empty() {
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::from(2)

@@ -258,3 +258,62 @@ impl<'a> Emitter<'a> {
         Ok(self.report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::kafka::MemorySink;
+    use crate::topics::envelope::{PayloadFormat, Platform, Source};
+
+    fn room(payload: serde_json::Value) -> Observation {
+        let at = datetime!(2026-05-01 06:00:00 +9);
+        Observation::new(
+            Source::Dabang,
+            Platform::Dabang,
+            "r1",
+            at,
+            "c1",
+            "11620",
+            PayloadFormat::DabangV5Room,
+            payload,
+        )
+    }
+
+    #[test]
+    fn an_observation_that_breaks_the_contract_goes_to_the_dlq_with_its_reason() {
+        let mut sink = MemorySink::default();
+        let mut emitter = Emitter::new(&mut sink, None);
+        emitter
+            .observation(&room(
+                json!({"id": "r1", "priceTitle": "500/40", "roomDesc": "2층"}),
+            ))
+            .expect("ok");
+        emitter
+            .observation(&room(json!({"id": "r2", "roomDesc": "2층"})))
+            .expect("rejected, not failed");
+        emitter
+            .observation(&room(json!(["not", "an", "object"])))
+            .expect("rejected, not failed");
+        let report = emitter.finish().expect("finish");
+        assert_eq!((report.observations, report.dlq), (1, 2));
+
+        let dlq = sink.values(TopicKind::Dlq);
+        assert_eq!(dlq[0]["reason"], "contract_violation");
+        assert_eq!(dlq[0]["stage"], "crawl.dabang");
+        assert!(
+            dlq[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("lacks priceTitle")),
+            "{}",
+            dlq[0]
+        );
+        assert_eq!(
+            dlq[0]["value"]["payload"]["id"], "r2",
+            "the rejected event is kept whole"
+        );
+        assert_eq!(sink.keys(TopicKind::Dlq), ["11620", "11620"]);
+    }
+}

@@ -17,7 +17,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::TopicKind;
+use super::{TopicKind, wire};
 use crate::config::KafkaConfig;
 use crate::kafka::client_config;
 
@@ -229,76 +229,97 @@ fn refused(operation: &'static str, topic: &str, reason: impl fmt::Display) -> A
 pub struct Applied {
     /// Changes made, one line each.
     pub changes: Vec<String>,
-    /// Drift that cannot be fixed (more partitions than defined).
+    /// Drift that Kafka cannot fix (more partitions than defined: partitions are never removed).
     pub unfixable: Vec<Drift>,
+    /// Drift the broker refused to fix, with its answer (Tansu 0.6, for one, has no CreatePartitions).
+    pub failed: Vec<(Drift, String)>,
 }
 
-/// Creates or updates every topic so the broker matches `topics/`. Idempotent.
+/// Creates or updates every topic so the broker matches `topics/`. Idempotent. Each drift is fixed on
+/// its own: one the broker refuses is reported in [`Applied::failed`] and the others still go ahead.
+/// Fails only if the broker cannot be reached or described.
 pub async fn apply(cfg: &KafkaConfig) -> Result<Applied, AdminError> {
     let admin = admin(cfg)?;
     let mut applied = Applied::default();
     for (kind, drift) in plan_with(&admin, cfg).await? {
-        match drift {
-            Drift::Missing { topic } => {
-                let def = kind.def();
-                let configs = def.configs();
-                let mut new = NewTopic::new(
-                    &topic,
-                    def.partitions,
-                    TopicReplication::Fixed(cfg.replication_factor),
-                );
-                for (key, value) in &configs {
-                    new = new.set(key, value);
-                }
-                let results = admin.create_topics([&new], &options()).await;
-                // Another `apply` may win the race: fine, the topic exists now.
-                all_ok(
-                    results,
-                    "create",
-                    &topic,
-                    Some(RDKafkaErrorCode::TopicAlreadyExists),
-                )?;
-                applied.changes.push(format!(
-                    "created {topic} ({} partitions, {})",
-                    def.partitions,
-                    describe(&configs)
-                ));
-            }
-            Drift::Partitions {
-                topic,
-                actual,
-                expected,
-            } if actual < expected => {
-                let new = NewPartitions::new(&topic, expected as usize);
-                let results = admin.create_partitions([&new], &options()).await;
-                all_ok(results, "add partitions to", &topic, None)?;
-                applied
-                    .changes
-                    .push(format!("{topic}: partitions {actual} → {expected}"));
-            }
-            unfixable @ Drift::Partitions { .. } => applied.unfixable.push(unfixable),
-            Drift::Config {
-                topic,
-                key,
-                actual,
-                expected,
-            } => {
-                // AlterConfigs replaces the topic's whole dynamic config: send every managed key.
-                let configs = kind.def().configs();
-                let mut alter = AlterConfig::new(ResourceSpecifier::Topic(&topic));
-                for (k, v) in &configs {
-                    alter = alter.set(k, v);
-                }
-                let results = admin.alter_configs([&alter], &options()).await;
-                all_ok(results, "alter configs of", &topic, None)?;
-                applied.changes.push(format!(
-                    "{topic}: {key} {} → {expected}",
-                    actual.as_deref().unwrap_or("(not reported)")
-                ));
-            }
+        match fix(&admin, cfg, kind, &drift).await {
+            Ok(Some(change)) => applied.changes.push(change),
+            Ok(None) => applied.unfixable.push(drift),
+            Err(e) => applied.failed.push((drift, e.to_string())),
         }
     }
     Ok(applied)
+}
+
+/// Fixes one drift; `Ok(None)` if Kafka cannot (too many partitions).
+async fn fix(
+    admin: &AdminClient<DefaultClientContext>,
+    cfg: &KafkaConfig,
+    kind: TopicKind,
+    drift: &Drift,
+) -> Result<Option<String>, AdminError> {
+    let def = kind.def();
+    let configs = def.configs();
+    match drift {
+        Drift::Missing { topic } => {
+            let replication = TopicReplication::Fixed(cfg.replication_factor);
+            let mut new = NewTopic::new(topic, def.partitions, replication);
+            for (key, value) in &configs {
+                new = new.set(key, value);
+            }
+            let results = admin.create_topics([&new], &options()).await;
+            // Another `apply` may win the race: fine, the topic exists now.
+            all_ok(
+                results,
+                "create",
+                topic,
+                Some(RDKafkaErrorCode::TopicAlreadyExists),
+            )?;
+            Ok(Some(format!(
+                "created {topic} ({} partitions, {})",
+                def.partitions,
+                describe(&configs)
+            )))
+        }
+        Drift::Partitions {
+            topic,
+            actual,
+            expected,
+        } if actual < expected => {
+            let new = NewPartitions::new(topic, *expected as usize);
+            let results = admin.create_partitions([&new], &options()).await;
+            all_ok(results, "add partitions to", topic, None)?;
+            Ok(Some(format!("{topic}: partitions {actual} → {expected}")))
+        }
+        Drift::Partitions { .. } => Ok(None),
+        Drift::Config {
+            topic,
+            key,
+            actual,
+            expected,
+        } => {
+            // AlterConfigs replaces the topic's whole dynamic config: send every managed key.
+            let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+            for (k, v) in &configs {
+                alter = alter.set(k, v);
+            }
+            let results = admin.alter_configs([&alter], &options()).await;
+            if matches!(
+                results,
+                Err(KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature))
+            ) {
+                // A broker with only the incremental request (Tansu 0.6): send that one instead.
+                let client_id = format!("{}-roomstream", cfg.namespace);
+                wire::incremental_alter_configs(&cfg.brokers, &client_id, topic, &configs, TIMEOUT)
+                    .await
+                    .map_err(|e| refused("alter configs of", topic, e))?;
+            } else {
+                all_ok(results, "alter configs of", topic, None)?;
+            }
+            let actual = actual.as_deref().unwrap_or("(not reported)");
+            Ok(Some(format!("{topic}: {key} {actual} → {expected}")))
+        }
+    }
 }
 
 /// What an admin request returns: per resource, its name or (name, error).

@@ -138,8 +138,11 @@ impl Platform {
 
 /// "I have just listed every listing of `platform` in `region_code`" (`sweeps.v1`, key: `region_code`).
 ///
-/// Emitted only after a region was listed completely; removals are inferred from consecutive sweeps
-/// that no longer see a listing, never from one missed fetch.
+/// Live crawlers emit one only after a region was listed completely; removals are inferred from
+/// consecutive sweeps that no longer see a listing, never from one missed fetch. Two sources are
+/// knowingly imperfect, as the real feed is: `fixture` sweeps come from third-party daily files that
+/// are partial samples (about half the ids carry over day to day), and `synthetic` sweeps miss 2 % of
+/// listings that still exist — so the processor must not take one missed sweep as a removal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepMarker {

@@ -6,11 +6,13 @@
 //!
 //! - [`envelope`]: the value types (observation, sweep marker, broker record, DLQ event);
 //! - [`keys`]: message keys and the normalizations behind them;
-//! - [`admin`]: `roomstream topics apply|check` against the broker's admin API.
+//! - [`admin`]: `roomstream topics apply|check` against the broker's admin API (with `wire`, the one
+//!   request rdkafka lacks: IncrementalAlterConfigs).
 
 pub mod admin;
 pub mod envelope;
 pub mod keys;
+mod wire;
 
 use std::time::Duration;
 
