@@ -15,6 +15,7 @@ use rdkafka::admin::{
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::metadata::{Metadata, MetadataTopic};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::{TopicKind, wire};
@@ -135,23 +136,34 @@ pub async fn plan(cfg: &KafkaConfig) -> Result<Vec<Drift>, AdminError> {
 /// The full names of roomstream's topics that do not exist on the broker (metadata only, no configs).
 pub async fn missing(cfg: &KafkaConfig) -> Result<Vec<String>, AdminError> {
     let admin = admin(cfg)?;
-    let metadata = admin
+    let metadata = fetch_metadata(&admin, cfg)?;
+    Ok(TopicKind::ALL
+        .into_iter()
+        .map(|k| k.name(&cfg.namespace))
+        .filter(|name| topic_meta(&metadata, name).is_none())
+        .collect())
+}
+
+/// Every topic's metadata, or a connection error naming `kafka.brokers`.
+fn fetch_metadata(
+    admin: &AdminClient<DefaultClientContext>,
+    cfg: &KafkaConfig,
+) -> Result<Metadata, AdminError> {
+    admin
         .inner()
         .fetch_metadata(None, TIMEOUT)
         .map_err(|source| AdminError::Connect {
             brokers: cfg.brokers.clone(),
             source,
-        })?;
-    Ok(TopicKind::ALL
-        .into_iter()
-        .map(|k| k.name(&cfg.namespace))
-        .filter(|name| {
-            !metadata
-                .topics()
-                .iter()
-                .any(|t| t.name() == name && t.error().is_none())
         })
-        .collect())
+}
+
+/// A topic's metadata, if it exists without error.
+fn topic_meta<'m>(metadata: &'m Metadata, name: &str) -> Option<&'m MetadataTopic> {
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == name && t.error().is_none())
 }
 
 /// The drift, each with the topic it belongs to.
@@ -159,22 +171,12 @@ async fn plan_with(
     admin: &AdminClient<DefaultClientContext>,
     cfg: &KafkaConfig,
 ) -> Result<Vec<(TopicKind, Drift)>, AdminError> {
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, TIMEOUT)
-        .map_err(|source| AdminError::Connect {
-            brokers: cfg.brokers.clone(),
-            source,
-        })?;
+    let metadata = fetch_metadata(admin, cfg)?;
     let mut drift = Vec::new();
     for kind in TopicKind::ALL {
         let topic = kind.name(&cfg.namespace);
         let def = kind.def();
-        let Some(meta) = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none())
-        else {
+        let Some(meta) = topic_meta(&metadata, &topic) else {
             drift.push((kind, Drift::Missing { topic }));
             continue;
         };
