@@ -17,10 +17,12 @@ mkdir -p "$STATE"
 
 log() { printf '[services] %s\n' "$*"; }
 port_open() { (echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1; }
-wait_for() { # wait_for <what> <command…>
+wait_for() { # wait_for <what> <command…>; on timeout, show the logs that may say why
   local what=$1; shift
   for _ in $(seq 240); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-  log "timed out waiting for $what"; return 1
+  log "timed out waiting for $what"
+  tail -n 20 "$STATE"/*.log 2>/dev/null || true
+  return 1
 }
 TAG=${2:-default}
 RECORD="$STATE/started.$TAG"
@@ -34,12 +36,25 @@ stop_pid() { # stop_pid <name>: TERM the recorded pid and wait until it is gone
   kill -9 "$pid" 2>/dev/null || true
 }
 
+# Whether cargo installed <crate> <version> with every one of <features…> (from ~/.cargo/.crates2.json).
+installed_with() {
+  local crate=$1 version=$2; shift 2
+  python3 - "$crate" "$version" "$@" <<'PY' 2>/dev/null
+import json, os, sys
+crate, version, features = sys.argv[1], sys.argv[2], set(sys.argv[3:])
+installs = json.load(open(os.path.expanduser("~/.cargo/.crates2.json")))["installs"]
+ok = any(k.startswith(f"{crate} {version} ") and features <= set(v.get("features", [])) for k, v in installs.items())
+sys.exit(0 if ok else 1)
+PY
+}
+
 install_tools() {
-  if ! tansu --version 2>/dev/null | grep -q '0\.6\.0'; then
+  # A tansu built without `libsql` has no SQLite engine: check the features, not just the version.
+  if ! installed_with tansu 0.6.0 dynostore libsql || ! command -v tansu >/dev/null; then
     log "installing tansu 0.6.0 (dynostore,libsql) — about 14 min on a fresh machine"
     cargo install --locked tansu --version 0.6.0 --features dynostore,libsql --target-dir "$TOOLS_TARGET"
   fi
-  if ! command -v s3s-fs >/dev/null; then
+  if ! installed_with s3s-fs 0.14.1 binary || ! command -v s3s-fs >/dev/null; then
     log "installing s3s-fs 0.14.1 — about 2.5 min"
     cargo install --locked s3s-fs --version 0.14.1 --features binary --target-dir "$TOOLS_TARGET"
   fi
@@ -59,7 +74,7 @@ up() {
   if ! mariadb-admin -uroot -h127.0.0.1 ping >/dev/null 2>&1; then
     log "starting MariaDB"
     mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
-    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
     started mariadb
   fi
   wait_for MariaDB mariadb-admin -uroot -h127.0.0.1 ping

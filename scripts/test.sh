@@ -16,7 +16,8 @@ set +e
 if command -v cargo-nextest >/dev/null; then
   cargo nextest run --locked --no-fail-fast --profile ci 2>&1 | tee /tmp/roomstream-test.log
 else
-  cargo test --locked --no-fail-fast 2>&1 | tee /tmp/roomstream-test.log
+  # Without nextest, show passing tests' output too (the fixture count and the produce rate).
+  cargo test --locked --no-fail-fast -- --show-output 2>&1 | tee /tmp/roomstream-test.log
 fi
 status=${PIPESTATUS[0]}
 set -e

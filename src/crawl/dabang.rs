@@ -8,7 +8,9 @@
 //!
 //! Each room becomes one `dabang.v5.room` observation. Its region comes from `dongName` (the nearest
 //! Seoul 동 of that name to its jittered `randomLocation`), else [`region::UNKNOWN`]. A region gets a
-//! sweep marker only if every page of its box (and sub-boxes) was fetched.
+//! sweep marker only if every page of its box (and sub-boxes) was fetched, each box gave as many
+//! distinct rooms as its `total`, no box stayed at the cap after six splits, and none of its rooms was
+//! rejected to the DLQ. Markers are sent after every region was listed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -209,6 +211,9 @@ pub async fn crawl(
     let mut outcome = DabangOutcome::default();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut rejected_regions: BTreeSet<String> = BTreeSet::new();
+    // (region, started, ended) of the regions listed completely, in crawl order.
+    let mut swept: Vec<(String, OffsetDateTime, OffsetDateTime)> = Vec::new();
 
     for code in &regions {
         let Some(bbox) = cal.region_bbox(code) else {
@@ -229,11 +234,10 @@ pub async fn crawl(
                 continue;
             }
         };
+        let mut complete = true;
         for room in rooms {
-            let Some(id) = room["id"].as_str().map(str::to_string) else {
-                continue;
-            };
-            if !seen.insert(id.clone()) {
+            let id = room["id"].as_str().unwrap_or_default().to_string();
+            if !id.is_empty() && !seen.insert(id.clone()) {
                 continue;
             }
             let region = room_region(cal, &room);
@@ -247,8 +251,34 @@ pub async fn crawl(
                 PayloadFormat::DabangV5Room,
                 room,
             );
-            emitter.observation(&obs)?;
-            *counts.entry(region).or_default() += 1;
+            if emitter.observation(&obs)? {
+                *counts.entry(region).or_default() += 1;
+            } else {
+                // Rejected to the DLQ: neither this box's region nor the room's own is complete.
+                complete = false;
+                rejected_regions.insert(region.to_string());
+            }
+        }
+        if complete {
+            swept.push((
+                code.clone(),
+                started,
+                whole_seconds(OffsetDateTime::now_utc()),
+            ));
+        } else {
+            outcome
+                .regions_incomplete
+                .push((code.clone(), "a room was rejected to the DLQ".into()));
+        }
+    }
+    // Markers last: a room of an already-listed region can still turn up in a later region's box, and
+    // a marker must follow every observation it counts.
+    for (code, started_at, ended_at) in swept {
+        if rejected_regions.contains(&code) {
+            outcome
+                .regions_incomplete
+                .push((code, "a room was rejected to the DLQ".into()));
+            continue;
         }
         emitter.sweep(&SweepMarker {
             schema: SWEEP_SCHEMA.into(),
@@ -256,11 +286,11 @@ pub async fn crawl(
             platform: Platform::Dabang,
             region_code: code.clone(),
             crawl_id: crawl_id.into(),
-            started_at: started,
-            ended_at: whole_seconds(OffsetDateTime::now_utc()),
+            started_at,
+            ended_at,
             listings_seen: counts.get(code.as_str()).copied().unwrap_or(0),
         })?;
-        outcome.regions_swept.push(code.clone());
+        outcome.regions_swept.push(code);
     }
     outcome.pages = crawler.pages;
     outcome.splits = crawler.splits;

@@ -153,19 +153,22 @@ impl<'a> Emitter<'a> {
         self
     }
 
-    /// Produces one observation, keyed by its region — or, if it would break the topic's contract
-    /// ([`Observation::contract_violation`]), a DLQ event with reason `contract_violation` instead.
-    pub fn observation(&mut self, obs: &Observation) -> Result<(), CrawlError> {
+    /// Produces one observation, keyed by its region, and returns `true` — or, if it would break the
+    /// topic's contract ([`Observation::contract_violation`]), a DLQ event with reason
+    /// `contract_violation` instead, and returns `false`: the caller must then not count the listing
+    /// as seen (its region's sweep would claim a listing the topic does not have).
+    pub fn observation(&mut self, obs: &Observation) -> Result<bool, CrawlError> {
         if let Some(why) = obs.contract_violation() {
             tracing::warn!(id = %obs.source_listing_id, error = %why, "Observation rejected to the DLQ.");
             let stage = format!("crawl.{}", obs.source.as_str());
-            return self.reject(
+            self.reject(
                 &stage,
                 "contract_violation",
                 why,
                 Some(obs.region_code.clone()),
                 serde_json::to_value(obs)?,
-            );
+            )?;
+            return Ok(false);
         }
         let value = serde_json::to_vec(obs)?;
         self.send(TopicKind::Observed, &obs.region_code, &value)?;
@@ -175,7 +178,7 @@ impl<'a> Emitter<'a> {
             .per_region
             .entry(obs.region_code.clone())
             .or_default() += 1;
-        Ok(())
+        Ok(true)
     }
 
     /// Produces one sweep marker, keyed by its region (after every observation it closes).
@@ -286,14 +289,17 @@ mod tests {
     fn an_observation_that_breaks_the_contract_goes_to_the_dlq_with_its_reason() {
         let mut sink = MemorySink::default();
         let mut emitter = Emitter::new(&mut sink, None);
-        emitter
-            .observation(&room(
-                json!({"id": "r1", "priceTitle": "500/40", "roomDesc": "2층"}),
-            ))
-            .expect("ok");
-        emitter
-            .observation(&room(json!({"id": "r2", "roomDesc": "2층"})))
-            .expect("rejected, not failed");
+        let ok = json!({"id": "r1", "priceTitle": "500/40", "roomDesc": "2층", "rent": null});
+        assert!(
+            emitter.observation(&room(ok)).expect("ok"),
+            "null is a value, as in the schema"
+        );
+        let lacking = json!({"id": "r2", "roomDesc": "2층"});
+        assert!(
+            !emitter
+                .observation(&room(lacking))
+                .expect("rejected, not failed")
+        );
         emitter
             .observation(&room(json!(["not", "an", "object"])))
             .expect("rejected, not failed");

@@ -182,6 +182,7 @@ pub async fn crawl(
     let coverage = coverage(cal, &tiles);
     outcome.regions_uncovered = coverage.partial.clone();
     let mut failed_tiles: BTreeSet<String> = BTreeSet::new();
+    let mut rejected_regions: BTreeSet<&'static str> = BTreeSet::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
 
@@ -249,24 +250,38 @@ pub async fn crawl(
                 }
             };
             for item in items {
-                let Some(id) = item_id(&item) else { continue };
-                if seen.contains(&id) {
+                let id = item_id(&item);
+                if id.as_ref().is_some_and(|id| seen.contains(id)) {
                     continue;
                 }
                 let region = item_region(&item);
                 let obs = Observation::new(
                     Source::Zigbang,
                     Platform::Zigbang,
-                    id.clone(),
+                    id.clone().unwrap_or_default(),
                     whole_seconds(OffsetDateTime::now_utc()),
                     crawl_id,
                     region,
                     PayloadFormat::ZigbangList,
                     item,
                 );
-                emitter.observation(&obs)?;
-                *counts.entry(region).or_default() += 1;
-                seen.insert(id);
+                if emitter.observation(&obs)? {
+                    *counts.entry(region).or_default() += 1;
+                } else {
+                    // Rejected to the DLQ: the topic lacks a listing that exists, so neither its own
+                    // region nor those of its tiles (the whole batch's, without an id) are complete.
+                    rejected_regions.insert(region);
+                    let ids: Vec<&String> = match &id {
+                        Some(id) => vec![id],
+                        None => batch.to_vec(),
+                    };
+                    for id in ids {
+                        failed_tiles.extend(tiles_of_id.get(id).into_iter().flatten().cloned());
+                    }
+                }
+                if let Some(id) = id {
+                    seen.insert(id);
+                }
             }
         }
     }
@@ -274,7 +289,9 @@ pub async fn crawl(
     // 3. Sweep markers for the regions whose every covering tile and batch succeeded.
     let ended = whole_seconds(OffsetDateTime::now_utc());
     for (region, tiles) in &coverage.covered {
-        if tiles.iter().any(|t| failed_tiles.contains(t)) {
+        if tiles.iter().any(|t| failed_tiles.contains(t))
+            || rejected_regions.contains(region.as_str())
+        {
             outcome.regions_incomplete.push(region.clone());
             continue;
         }

@@ -176,10 +176,14 @@ async fn plan_with(
     for kind in TopicKind::ALL {
         let topic = kind.name(&cfg.namespace);
         let def = kind.def();
-        let Some(meta) = topic_meta(&metadata, &topic) else {
+        let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
             drift.push((kind, Drift::Missing { topic }));
             continue;
         };
+        if let Some(error) = meta.error() {
+            // Listed but unreadable (a leader election, say): neither missing nor comparable.
+            return Err(refused("read metadata of", &topic, format!("{error:?}")));
+        }
         let actual = meta.partitions().len() as i32;
         if actual != def.partitions {
             drift.push((

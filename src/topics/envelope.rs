@@ -286,7 +286,7 @@ impl Observation {
             .required_fields()
             .iter()
             .copied()
-            .filter(|f| payload.get(*f).is_none_or(serde_json::Value::is_null))
+            .filter(|f| !payload.contains_key(*f))
             .collect();
         (!missing.is_empty()).then(|| {
             format!(

@@ -80,25 +80,30 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes the response body after the size prefix: `Ok(())` if the broker applied the change.
-fn decode(correlation_id: i32, body: &[u8]) -> Result<(), String> {
+/// Decodes the response body after the size prefix: `Ok(())` if the broker applied the change to
+/// `topic` — exactly one result, for that topic, without error.
+fn decode(correlation_id: i32, topic: &str, body: &[u8]) -> Result<(), String> {
     let mut r = Reader(body);
     if r.i32()? != correlation_id {
         return Err("response to another request".into());
     }
     let _throttle_ms = r.i32()?;
     let count = r.i32()?;
-    for _ in 0..count.max(0) {
-        let code = r.i16()?;
-        let message = r.string()?;
-        let _resource_type = r.take::<1>()?;
-        let _name = r.string()?;
-        if code != 0 {
-            return Err(format!(
-                "error code {code}: {}",
-                message.unwrap_or_default()
-            ));
-        }
+    if count != 1 {
+        return Err(format!("{count} results for one resource"));
+    }
+    let code = r.i16()?;
+    let message = r.string()?;
+    let _resource_type = r.take::<1>()?;
+    let name = r.string()?;
+    if code != 0 {
+        return Err(format!(
+            "error code {code}: {}",
+            message.unwrap_or_default()
+        ));
+    }
+    if name.as_deref() != Some(topic) {
+        return Err(format!("result for {name:?}, not {topic}"));
     }
     Ok(())
 }
@@ -135,7 +140,7 @@ pub async fn incremental_alter_configs(
             .read_exact(&mut body)
             .await
             .map_err(|e| e.to_string())?;
-        decode(1, &body)
+        decode(1, topic, &body)
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -167,7 +172,10 @@ mod tests {
             &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 255, 255, 2, 0, 1, b't'],
         ]
         .concat();
-        assert_eq!(decode(7, &ok), Ok(()));
+        assert_eq!(decode(7, "t", &ok), Ok(()));
+        assert!(decode(7, "u", &ok).is_err(), "a result for another topic");
+        let none = [&7i32.to_be_bytes()[..], &[0, 0, 0, 0, 0, 0, 0, 0]].concat();
+        assert!(decode(7, "t", &none).is_err(), "no result is not success");
         let err = [
             &7i32.to_be_bytes()[..],
             &[
@@ -175,10 +183,10 @@ mod tests {
             ],
         ]
         .concat();
-        assert_eq!(decode(7, &err), Err("error code 40: no".into()));
+        assert_eq!(decode(7, "t", &err), Err("error code 40: no".into()));
         for cut in 0..ok.len() {
-            assert!(decode(7, &ok[..cut]).is_err(), "cut at {cut}");
+            assert!(decode(7, "t", &ok[..cut]).is_err(), "cut at {cut}");
         }
-        assert!(decode(8, &ok).is_err());
+        assert!(decode(8, "t", &ok).is_err());
     }
 }

@@ -168,3 +168,30 @@ async fn retries_429_and_slow_pages_but_a_malformed_page_leaves_its_region_incom
         .collect();
     assert!(ids_in(&rooms, &good).is_subset(&obs));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_that_yields_fewer_rooms_than_its_total_is_not_swept() {
+    let Some((env, sites, _rooms, regions)) = setup(0, 4, 10_000).await else {
+        return;
+    };
+    // Every page of the first region's box claims one room more than it serves (listings that moved
+    // between pages look like this).
+    let short = &regions[0];
+    let bbox = Calibration::embedded().region_bbox(short).expect("bbox");
+    sites.fault(
+        &format!("\"lat\":{}", Value::from(bbox.sw_lat)),
+        FaultKind::InflateTotal,
+        usize::MAX,
+    );
+    let outcome = crawl(&env, &regions).await;
+
+    let swept: BTreeSet<String> = sweeps(&env)
+        .iter()
+        .map(|s| s["region_code"].as_str().expect("code").to_string())
+        .collect();
+    assert!(!swept.contains(short), "a short box got a sweep marker");
+    assert_eq!(swept.len(), regions.len() - 1);
+    let (region, why) = &outcome.regions_incomplete[0];
+    assert_eq!(region, short);
+    assert!(why.contains("distinct rooms of the"), "{why}");
+}

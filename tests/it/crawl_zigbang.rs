@@ -46,12 +46,17 @@ struct Setup {
     tiles: Vec<String>,
     /// Ids the crawler should find (the configured kinds, in the seed tiles).
     expected: BTreeSet<String>,
+    /// The 구 of the items the server put in each tile: where listings really are.
+    regions_in_tile: BTreeMap<String, BTreeSet<String>>,
+    /// kind → tile → ids served.
+    ids: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
 async fn setup() -> Option<Setup> {
     let dir = real_fixtures()?;
     let sites = Sites::start().await;
-    let ids = sites.load_zigbang(&dir);
+    let served = sites.load_zigbang(&dir);
+    let ids = &served.ids;
     let seed: BTreeSet<&str> = zigbang::SEED_TILES.into_iter().collect();
     let expected: BTreeSet<String> = ids
         .iter()
@@ -74,8 +79,10 @@ async fn setup() -> Option<Setup> {
     Some(Setup {
         env,
         sites,
-        tiles: busiest_tiles(&ids),
+        tiles: busiest_tiles(ids),
         expected,
+        regions_in_tile: served.regions_in_tile.clone(),
+        ids: served.ids.clone(),
     })
 }
 
@@ -178,6 +185,7 @@ async fn too_many_requests_server_errors_and_slow_answers_are_retried_and_the_cr
         sites,
         tiles,
         expected,
+        ..
     }) = setup().await
     else {
         return;
@@ -216,7 +224,11 @@ async fn too_many_requests_server_errors_and_slow_answers_are_retried_and_the_cr
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_tile_leaves_every_region_it_touches_without_a_sweep_marker() {
     let Some(Setup {
-        env, sites, tiles, ..
+        env,
+        sites,
+        tiles,
+        regions_in_tile,
+        ..
     }) = setup().await
     else {
         return;
@@ -225,9 +237,18 @@ async fn a_malformed_tile_leaves_every_region_it_touches_without_a_sweep_marker(
     sites.fault(&format!("geohash={bad}"), FaultKind::Malformed, usize::MAX);
     let outcome = crawl(&env).await;
 
-    let lost = regions_touched_by(bad);
-    assert!(!lost.is_empty());
     let sweeps: BTreeSet<String> = swept(&env).into_keys().collect();
+    // The safety property, from where the server really put listings: no 구 with a listing in the
+    // failed tile is swept (a marker there would let the processor remove that listing).
+    let really_there = &regions_in_tile[bad];
+    assert!(
+        sweeps.is_disjoint(really_there),
+        "{:?} swept",
+        sweeps.intersection(really_there).collect::<Vec<_>>()
+    );
+    // And the crawler's rule: exactly the 구 whose 동 footprints the tile touches go unswept.
+    let lost = regions_touched_by(bad);
+    assert!(lost.is_superset(really_there));
     assert_eq!(
         sweeps,
         all_regions().difference(&lost).cloned().collect(),
@@ -250,5 +271,57 @@ async fn a_malformed_tile_leaves_every_region_it_touches_without_a_sweep_marker(
     assert!(
         !observed_ids(&env).is_empty(),
         "the good tiles' items still landed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_item_the_topic_cannot_take_goes_to_the_dlq_and_its_regions_are_not_swept() {
+    let Some(Setup {
+        env,
+        sites,
+        tiles,
+        regions_in_tile,
+        ids,
+        ..
+    }) = setup().await
+    else {
+        return;
+    };
+    // An item of the busiest tile comes back without `rent`, as after an API change.
+    let victim = ids
+        .iter()
+        .filter(|(kind, _)| *kind != "villas")
+        .find_map(|(_, t)| t.get(&tiles[0]).and_then(|l| l.first()))
+        .expect("the busiest tile has an item")
+        .clone();
+    sites.corrupt_zigbang_item(&victim, "rent");
+    let outcome = crawl(&env).await;
+
+    let dlq = env.read_topic(TopicKind::Dlq);
+    assert_eq!(assert_all_valid(TopicKind::Dlq, &dlq), 1);
+    let event = dlq[0].json();
+    assert_eq!(event["reason"], "contract_violation");
+    assert_eq!(event["value"]["source_listing_id"], victim.as_str());
+    assert!(
+        event["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("lacks rent")),
+        "{event}"
+    );
+    assert!(!observed_ids(&env).contains(&victim));
+
+    let sweeps: BTreeSet<String> = swept(&env).into_keys().collect();
+    let victim_region = event["value"]["region_code"]
+        .as_str()
+        .expect("region")
+        .to_string();
+    assert!(
+        !sweeps.contains(&victim_region),
+        "the rejected item's 구 was swept"
+    );
+    assert!(sweeps.is_disjoint(&regions_in_tile[&tiles[0]]));
+    assert!(
+        !outcome.regions_incomplete.is_empty() && !sweeps.is_empty(),
+        "{outcome:?}"
     );
 }

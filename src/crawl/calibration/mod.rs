@@ -30,6 +30,11 @@ const DONG_CSV: &str = include_str!("../../../data/calibration/seoul_dong.csv");
 /// on the 안양천 is 0.014° from it), and a 동 with few listings has a tiny spread.
 pub const REGION_MARGIN_DEG: f64 = 0.02;
 
+/// The least a 동 footprint reaches from its centroid: 0.01° ≈ 1.1 km, the radius of a typical 동.
+/// (The seed's 62 tiles still cover every footprint at this floor; at 0.015° 금천구's 가산동 would
+/// poke out past the western tiles.)
+pub const FOOTPRINT_MIN_DEG: f64 = 0.01;
+
 /// Asking-price and contract statistics of one 자치구. Money in 만원 unless the name says 원.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuStats {
@@ -95,13 +100,16 @@ pub struct DongStats {
 }
 
 impl DongStats {
-    /// Where this 동's listings are: its centroid ± three spreads.
+    /// Where this 동's listings are: its centroid ± three spreads, and at least ± [`FOOTPRINT_MIN_DEG`]
+    /// (a 동 with few listings in the snapshot has a spread far smaller than the 동).
     pub fn footprint(&self) -> BBox {
+        let dlat = (3.0 * self.lat_sd).max(FOOTPRINT_MIN_DEG);
+        let dlng = (3.0 * self.lng_sd).max(FOOTPRINT_MIN_DEG);
         BBox {
-            sw_lat: self.lat - 3.0 * self.lat_sd,
-            sw_lng: self.lng - 3.0 * self.lng_sd,
-            ne_lat: self.lat + 3.0 * self.lat_sd,
-            ne_lng: self.lng + 3.0 * self.lng_sd,
+            sw_lat: self.lat - dlat,
+            sw_lng: self.lng - dlng,
+            ne_lat: self.lat + dlat,
+            ne_lng: self.lng + dlng,
         }
     }
 }

@@ -44,6 +44,8 @@ pub enum FaultKind {
     Malformed,
     /// The normal answer, after this delay.
     Slow(Duration),
+    /// The normal answer, but `total` reports one room more than the server has (Dabang).
+    InflateTotal,
 }
 
 #[derive(Default)]
@@ -57,6 +59,13 @@ struct Inner {
     dabang: Vec<Value>,
     dabang_page_size: usize,
     dabang_cap: usize,
+}
+
+/// What the fake Zigbang serves: kind → tile → ids, and the 구 of the items in each tile.
+#[derive(Debug, Default)]
+pub struct ZigbangServed {
+    pub ids: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    pub regions_in_tile: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// A running fake-site server.
@@ -114,14 +123,14 @@ impl Sites {
     }
 
     /// Loads a real daily Zigbang crawl file as list items; returns kind → tile → item ids.
-    pub fn load_zigbang(&self, fixtures: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    pub fn load_zigbang(&self, fixtures: &Path) -> ZigbangServed {
         let cal = Calibration::embedded();
         let text = std::fs::read_to_string(fixtures.join("zigbang_daily_seoul_20260515.csv"))
             .expect("daily file");
         let mut reader = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
         let headers = reader.headers().expect("headers").clone();
         let mut inner = self.lock();
-        let mut ids: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        let mut served = ZigbangServed::default();
         for row in reader.records() {
             let row = row.expect("row");
             let get = |name: &str| {
@@ -139,20 +148,28 @@ impl Sites {
             let Some(centroid) = cal.dongs_of(gu_code).find(|d| d.dong == dong) else {
                 continue;
             };
-            // The seed tile holding the 동 (four of them are precision 6), else its precision-5 cell.
+            // Spread around the 동 centroid by up to ±1.5 spreads (deterministic in the id), so that
+            // listings reach into neighbouring tiles as real ones do.
+            let id = get("매물ID");
+            let h = id
+                .bytes()
+                .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+            let jitter = |k: u64| ((h >> k) % 7) as f64 / 3.0 - 1.0; // -1 … 1
+            let lat = centroid.lat + 1.5 * centroid.lat_sd * jitter(0);
+            let lng = centroid.lng + 1.5 * centroid.lng_sd * jitter(8);
+            // The seed tile holding it (four of them are precision 6), else its precision-5 cell.
             let tile = roomstream::crawl::zigbang::SEED_TILES
                 .iter()
                 .find(|t| {
                     roomstream::crawl::zigbang::geohash_bbox(t)
-                        .is_some_and(|b| b.contains(centroid.lat, centroid.lng))
+                        .is_some_and(|b| b.contains(lat, lng))
                 })
-                .map_or_else(|| geohash(centroid.lat, centroid.lng, 5), |t| t.to_string());
+                .map_or_else(|| geohash(lat, lng, 5), |t| t.to_string());
             let kind = match get("매물유형").as_str() {
                 "오피스텔" => "officetels",
                 "원룸" => "onerooms",
                 _ => "villas",
             };
-            let id = get("매물ID");
             let number = |s: String| s.parse::<f64>().map(Value::from).unwrap_or(Value::Null);
             let item = json!({
                 "item_id": id.parse::<u64>().unwrap_or_default(),
@@ -165,7 +182,7 @@ impl Sites {
                 "floor": get("층"),
                 "title": get("제목"),
                 "service_type": get("매물유형"),
-                "random_location": {"lat": centroid.lat, "lng": centroid.lng},
+                "random_location": {"lat": lat, "lng": lng},
                 "addressOrigin": {"local1": "서울시", "local2": gu, "local3": dong, "fullText": get("시도")},
                 "reg_date": get("수집시간"),
             });
@@ -176,13 +193,39 @@ impl Sites {
                 .entry(tile.clone())
                 .or_default()
                 .push(item);
-            ids.entry(kind.into())
+            served
+                .regions_in_tile
+                .entry(tile.clone())
+                .or_default()
+                .insert(gu_code.to_string());
+            served
+                .ids
+                .entry(kind.into())
                 .or_default()
                 .entry(tile)
                 .or_default()
                 .push(id);
         }
-        ids
+        served
+    }
+
+    /// Removes a field from a served Zigbang item, as a changed API would.
+    pub fn corrupt_zigbang_item(&self, id: &str, field: &str) {
+        let mut inner = self.lock();
+        for item in inner
+            .zigbang
+            .values_mut()
+            .flat_map(|t| t.values_mut())
+            .flatten()
+        {
+            if item["item_id"]
+                .as_u64()
+                .is_some_and(|n| n.to_string() == id)
+                && let Some(obj) = item.as_object_mut()
+            {
+                obj.remove(field);
+            }
+        }
     }
 
     /// Loads the real Dabang room list, plus `copies` jittered copies of each room (new ids), and sets
@@ -251,7 +294,7 @@ pub fn geohash(lat: f64, lng: f64, precision: usize) -> String {
 type Shared = State<Arc<Mutex<Inner>>>;
 
 /// Applies the first matching fault, if any; `Err` is the response to send instead of the real one.
-async fn faults(state: &Arc<Mutex<Inner>>, uri: &Uri) -> Result<(), Response> {
+async fn faults(state: &Arc<Mutex<Inner>>, uri: &Uri) -> Result<Option<FaultKind>, Response> {
     let target = uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
@@ -276,7 +319,8 @@ async fn faults(state: &Arc<Mutex<Inner>>, uri: &Uri) -> Result<(), Response> {
         hit
     };
     match fault {
-        None => Ok(()),
+        None => Ok(None),
+        Some(FaultKind::InflateTotal) => Ok(fault),
         Some(FaultKind::TooMany) => Err((
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", "0")],
@@ -294,7 +338,7 @@ async fn faults(state: &Arc<Mutex<Inner>>, uri: &Uri) -> Result<(), Response> {
             .into_response()),
         Some(FaultKind::Slow(d)) => {
             tokio::time::sleep(d).await;
-            Ok(())
+            Ok(None)
         }
     }
 }
@@ -370,9 +414,10 @@ async fn dabang_bbox(
     if headers.get("d-api-version").is_none() {
         return (StatusCode::BAD_REQUEST, "missing D-Api-Version").into_response();
     }
-    if let Err(r) = faults(&state, &uri).await {
-        return r;
-    }
+    let inflate = match faults(&state, &uri).await {
+        Err(r) => return r,
+        Ok(kind) => matches!(kind, Some(FaultKind::InflateTotal)),
+    };
     let Some(bbox) = q
         .get("bbox")
         .and_then(|b| serde_json::from_str::<Value>(b).ok())
@@ -411,7 +456,7 @@ async fn dabang_bbox(
     axum::Json(json!({
         "code": 200,
         "msg": "성공하였습니다.",
-        "result": {"roomList": list, "premiumList": [], "total": total, "limit": size, "hasMore": to < total, "page": page}
+        "result": {"roomList": list, "premiumList": [], "total": total + usize::from(inflate), "limit": size, "hasMore": to < total, "page": page}
     }))
     .into_response()
 }
