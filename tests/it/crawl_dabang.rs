@@ -67,6 +67,23 @@ fn observed(env: &TestEnv) -> Vec<Value> {
     records.iter().map(|r| r.json()).collect()
 }
 
+/// Applies a fault to every request for one region's box (its bbox JSON carries the south-west corner).
+fn fault_region(sites: &Sites, region: &str, kind: FaultKind) {
+    let bbox = Calibration::embedded().region_bbox(region).expect("bbox");
+    sites.fault(
+        &format!("\"lat\":{}", Value::from(bbox.sw_lat)),
+        kind,
+        usize::MAX,
+    );
+}
+
+fn swept_regions(env: &TestEnv) -> BTreeSet<String> {
+    sweeps(env)
+        .iter()
+        .map(|s| s["region_code"].as_str().expect("code").to_string())
+        .collect()
+}
+
 fn sweeps(env: &TestEnv) -> Vec<Value> {
     let records = env.read_topic(TopicKind::Sweeps);
     assert_all_valid(TopicKind::Sweeps, &records);
@@ -130,20 +147,10 @@ async fn retries_429_and_slow_pages_but_a_malformed_page_leaves_its_region_incom
     sites.fault("page=1", FaultKind::Slow(Duration::from_secs(3)), 1);
     // The bbox JSON carries the region's south-west corner; break every page of the first region.
     let bad_region = &regions[0];
-    let bbox = Calibration::embedded()
-        .region_bbox(bad_region)
-        .expect("bbox");
-    sites.fault(
-        &format!("\"lat\":{}", Value::from(bbox.sw_lat)),
-        FaultKind::Malformed,
-        usize::MAX,
-    );
+    fault_region(&sites, bad_region, FaultKind::Malformed);
     let outcome = crawl(&env, &regions).await;
 
-    let swept: BTreeSet<String> = sweeps(&env)
-        .iter()
-        .map(|s| s["region_code"].as_str().expect("code").to_string())
-        .collect();
+    let swept = swept_regions(&env);
     assert!(
         !swept.contains(bad_region),
         "the malformed region got a sweep marker"
@@ -177,18 +184,10 @@ async fn a_box_that_yields_fewer_rooms_than_its_total_is_not_swept() {
     // Every page of the first region's box claims one room more than it serves (listings that moved
     // between pages look like this).
     let short = &regions[0];
-    let bbox = Calibration::embedded().region_bbox(short).expect("bbox");
-    sites.fault(
-        &format!("\"lat\":{}", Value::from(bbox.sw_lat)),
-        FaultKind::InflateTotal,
-        usize::MAX,
-    );
+    fault_region(&sites, short, FaultKind::InflateTotal);
     let outcome = crawl(&env, &regions).await;
 
-    let swept: BTreeSet<String> = sweeps(&env)
-        .iter()
-        .map(|s| s["region_code"].as_str().expect("code").to_string())
-        .collect();
+    let swept = swept_regions(&env);
     assert!(!swept.contains(short), "a short box got a sweep marker");
     assert_eq!(swept.len(), regions.len() - 1);
     let (region, why) = &outcome.regions_incomplete[0];
