@@ -237,11 +237,13 @@ async fn run_crawl(cfg: &Config, command: CrawlCommand) -> anyhow::Result<ExitCo
             let outcome = zigbang::crawl(cfg, &crawl_id, &mut emitter).await?;
             let report = emitter.finish()?;
             println!(
-                "zigbang {crawl_id}: {} requests, {} regions swept, {} incomplete {:?}, {} tiles failed, {} batches failed",
+                "zigbang {crawl_id}: {} requests, {} regions swept, {} incomplete {:?}, {} not fully covered by the tiles {:?}, {} tiles failed, {} batches failed",
                 outcome.requests,
                 outcome.regions_swept.len(),
                 outcome.regions_incomplete.len(),
                 outcome.regions_incomplete,
+                outcome.regions_uncovered.len(),
+                outcome.regions_uncovered,
                 outcome.tiles_failed.len(),
                 outcome.batches_failed
             );
