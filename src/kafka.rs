@@ -62,11 +62,16 @@ pub trait EventSink {
     fn finish(&mut self) -> Result<Delivered, ProduceError>;
 }
 
+/// The `client.id` roomstream's clients give the broker: `<namespace>-roomstream`.
+pub fn client_id(cfg: &KafkaConfig) -> String {
+    format!("{}-roomstream", cfg.namespace)
+}
+
 /// librdkafka settings common to producers, consumers and admin clients.
 pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.brokers)
-        .set("client.id", format!("{}-roomstream", cfg.namespace))
+        .set("client.id", client_id(cfg))
         .set("log_level", "4");
     c
 }

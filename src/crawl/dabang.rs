@@ -24,7 +24,7 @@ use super::{CrawlError, Emitter};
 use crate::config::Config;
 use crate::region;
 use crate::topics::envelope::{
-    Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, whole_seconds,
+    Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, now,
 };
 
 /// How many times a box may be split in four before the crawler gives up on completeness.
@@ -212,8 +212,8 @@ pub async fn crawl(
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut rejected_regions: BTreeSet<String> = BTreeSet::new();
-    // (region, started, ended) of the regions listed completely, in crawl order.
-    let mut swept: Vec<(String, OffsetDateTime, OffsetDateTime)> = Vec::new();
+    // (region, started, ended) of the regions whose boxes were listed completely, in crawl order.
+    let mut listed: Vec<(String, OffsetDateTime, OffsetDateTime)> = Vec::new();
 
     for code in &regions {
         let Some(bbox) = cal.region_bbox(code) else {
@@ -222,7 +222,7 @@ pub async fn crawl(
                 .push((code.clone(), "not a Seoul 구 code".into()));
             continue;
         };
-        let started = whole_seconds(OffsetDateTime::now_utc());
+        let started = now();
         let rooms = match crawler.rooms(bbox, 0).await {
             Ok(rooms) => rooms,
             Err(CrawlError::Produce(e)) => return Err(CrawlError::Produce(e)),
@@ -234,7 +234,6 @@ pub async fn crawl(
                 continue;
             }
         };
-        let mut complete = true;
         for room in rooms {
             let id = room["id"].as_str().unwrap_or_default().to_string();
             if !id.is_empty() && !seen.insert(id.clone()) {
@@ -245,7 +244,7 @@ pub async fn crawl(
                 Source::Dabang,
                 Platform::Dabang,
                 id,
-                whole_seconds(OffsetDateTime::now_utc()),
+                now(),
                 crawl_id,
                 region,
                 PayloadFormat::DabangV5Room,
@@ -255,25 +254,15 @@ pub async fn crawl(
                 *counts.entry(region).or_default() += 1;
             } else {
                 // Rejected to the DLQ: neither this box's region nor the room's own is complete.
-                complete = false;
+                rejected_regions.insert(code.clone());
                 rejected_regions.insert(region.to_string());
             }
         }
-        if complete {
-            swept.push((
-                code.clone(),
-                started,
-                whole_seconds(OffsetDateTime::now_utc()),
-            ));
-        } else {
-            outcome
-                .regions_incomplete
-                .push((code.clone(), "a room was rejected to the DLQ".into()));
-        }
+        listed.push((code.clone(), started, now()));
     }
     // Markers last: a room of an already-listed region can still turn up in a later region's box, and
     // a marker must follow every observation it counts.
-    for (code, started_at, ended_at) in swept {
+    for (code, started_at, ended_at) in listed {
         if rejected_regions.contains(&code) {
             outcome
                 .regions_incomplete

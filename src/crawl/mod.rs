@@ -28,11 +28,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::kafka::{EventSink, ProduceError};
 use crate::topics::TopicKind;
-use time::OffsetDateTime;
 
-use crate::topics::envelope::{
-    BrokerRecord, DLQ_SCHEMA, DlqEvent, Observation, SweepMarker, whole_seconds,
-};
+use crate::topics::envelope::{BrokerRecord, DLQ_SCHEMA, DlqEvent, Observation, SweepMarker, now};
 
 /// Why a crawl failed.
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +226,7 @@ impl<'a> Emitter<'a> {
             offset: None,
             key,
             value,
-            rejected_at: whole_seconds(OffsetDateTime::now_utc()),
+            rejected_at: now(),
         })
     }
 

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use super::http::PoliteClient;
 use super::{CrawlError, Emitter};
 use crate::config::Config;
-use crate::topics::envelope::{BROKER_SCHEMA, BrokerRecord, whole_seconds};
+use crate::topics::envelope::{BROKER_SCHEMA, BrokerRecord, now};
 use crate::topics::keys::normalize_registration;
 
 /// The `stage` of this importer's DLQ events.
@@ -74,12 +74,7 @@ pub async fn import(
             source,
         })?
     };
-    emit_registry(
-        input,
-        &bytes,
-        whole_seconds(OffsetDateTime::now_utc()),
-        emitter,
-    )
+    emit_registry(input, &bytes, now(), emitter)
 }
 
 /// Unzips if needed and decodes to text; returns the text and the encoding's name.

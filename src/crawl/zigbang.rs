@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 use url::Url;
 
 use super::calibration::{BBox, Calibration};
@@ -24,7 +23,7 @@ use super::{CrawlError, Emitter};
 use crate::config::Config;
 use crate::region;
 use crate::topics::envelope::{
-    Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, whole_seconds,
+    Observation, PayloadFormat, Platform, SWEEP_SCHEMA, Source, SweepMarker, now,
 };
 
 /// The seed's 62 geohash tiles over Seoul (precision 5, four of precision 6).
@@ -175,7 +174,7 @@ pub async fn crawl(
         zc.geohashes.clone()
     };
     let cal = Calibration::embedded();
-    let started = whole_seconds(OffsetDateTime::now_utc());
+    let started = now();
     let mut outcome = ZigbangOutcome::default();
 
     // Which regions the tiles cover completely, and which tiles each depends on.
@@ -259,7 +258,7 @@ pub async fn crawl(
                     Source::Zigbang,
                     Platform::Zigbang,
                     id.clone().unwrap_or_default(),
-                    whole_seconds(OffsetDateTime::now_utc()),
+                    now(),
                     crawl_id,
                     region,
                     PayloadFormat::ZigbangList,
@@ -287,7 +286,7 @@ pub async fn crawl(
     }
 
     // 3. Sweep markers for the regions whose every covering tile and batch succeeded.
-    let ended = whole_seconds(OffsetDateTime::now_utc());
+    let ended = now();
     for (region, tiles) in &coverage.covered {
         if tiles.iter().any(|t| failed_tiles.contains(t))
             || rejected_regions.contains(region.as_str())

@@ -20,7 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::{TopicKind, wire};
 use crate::config::KafkaConfig;
-use crate::kafka::client_config;
+use crate::kafka::{client_config, client_id};
 
 /// How long one admin request may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -315,10 +315,15 @@ async fn fix(
                 Err(KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature))
             ) {
                 // A broker with only the incremental request (Tansu 0.6): send that one instead.
-                let client_id = format!("{}-roomstream", cfg.namespace);
-                wire::incremental_alter_configs(&cfg.brokers, &client_id, topic, &configs, TIMEOUT)
-                    .await
-                    .map_err(|e| refused("alter configs of", topic, e))?;
+                wire::incremental_alter_configs(
+                    &cfg.brokers,
+                    &client_id(cfg),
+                    topic,
+                    &configs,
+                    TIMEOUT,
+                )
+                .await
+                .map_err(|e| refused("alter configs of", topic, e))?;
             } else {
                 all_ok(results, "alter configs of", topic, None)?;
             }

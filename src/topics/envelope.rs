@@ -298,7 +298,8 @@ impl Observation {
     }
 }
 
-/// Truncates a timestamp to whole seconds so that RFC 3339 strings stay short and deterministic.
-pub fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+/// The current time in UTC, truncated to whole seconds so that RFC 3339 strings stay short.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(0).unwrap_or(t)
 }

@@ -11,7 +11,7 @@ use roomstream::topics::TopicKind;
 use serde_json::Value;
 
 use crate::support::sites::{FaultKind, Sites};
-use crate::support::{TestEnv, assert_all_valid, real_fixtures, spawn_env};
+use crate::support::{TestEnv, real_fixtures, spawn_env};
 
 /// Starts the server with `copies` jittered copies of each real room; returns the rooms and the Seoul
 /// regions they resolve to.
@@ -61,12 +61,6 @@ fn ids_in(rooms: &[Value], regions: &[String]) -> BTreeSet<String> {
         .collect()
 }
 
-fn observed(env: &TestEnv) -> Vec<Value> {
-    let records = env.read_topic(TopicKind::Observed);
-    assert_all_valid(TopicKind::Observed, &records);
-    records.iter().map(|r| r.json()).collect()
-}
-
 /// Applies a fault to every request for one region's box (its bbox JSON carries the south-west corner).
 fn fault_region(sites: &Sites, region: &str, kind: FaultKind) {
     let bbox = Calibration::embedded().region_bbox(region).expect("bbox");
@@ -78,16 +72,10 @@ fn fault_region(sites: &Sites, region: &str, kind: FaultKind) {
 }
 
 fn swept_regions(env: &TestEnv) -> BTreeSet<String> {
-    sweeps(env)
+    env.read_valid(TopicKind::Sweeps)
         .iter()
         .map(|s| s["region_code"].as_str().expect("code").to_string())
         .collect()
-}
-
-fn sweeps(env: &TestEnv) -> Vec<Value> {
-    let records = env.read_topic(TopicKind::Sweeps);
-    assert_all_valid(TopicKind::Sweeps, &records);
-    records.iter().map(|r| r.json()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,7 +86,7 @@ async fn pages_and_splits_capped_boxes_so_no_room_is_lost() {
     };
     let outcome = crawl(&env, &regions).await;
 
-    let obs = observed(&env);
+    let obs = env.read_valid(TopicKind::Observed);
     let got: Vec<String> = obs
         .iter()
         .map(|o| o["source_listing_id"].as_str().expect("id").to_string())
@@ -117,7 +105,7 @@ async fn pages_and_splits_capped_boxes_so_no_room_is_lost() {
         "boxes were paged"
     );
     // One sweep per region, counting that region's rooms.
-    let swept = sweeps(&env);
+    let swept = env.read_valid(TopicKind::Sweeps);
     assert_eq!(swept.len(), regions.len());
     for s in &swept {
         let code = s["region_code"].as_str().expect("code");
@@ -169,7 +157,8 @@ async fn retries_429_and_slow_pages_but_a_malformed_page_leaves_its_region_incom
         "429s happened and were retried"
     );
     let good: Vec<String> = regions[1..].to_vec();
-    let obs: BTreeSet<String> = observed(&env)
+    let obs: BTreeSet<String> = env
+        .read_valid(TopicKind::Observed)
         .iter()
         .map(|o| o["source_listing_id"].as_str().expect("id").to_string())
         .collect();

@@ -96,14 +96,8 @@ async fn crawl(env: &TestEnv) -> zigbang::ZigbangOutcome {
     outcome
 }
 
-fn observed(env: &TestEnv) -> Vec<serde_json::Value> {
-    let records = env.read_topic(TopicKind::Observed);
-    assert_all_valid(TopicKind::Observed, &records);
-    records.iter().map(|r| r.json()).collect()
-}
-
 fn observed_ids(env: &TestEnv) -> Vec<String> {
-    observed(env)
+    env.read_valid(TopicKind::Observed)
         .iter()
         .map(|o| o["source_listing_id"].as_str().expect("id").to_string())
         .collect()
@@ -149,7 +143,7 @@ async fn a_clean_crawl_lists_every_item_in_batches_of_15_and_sweeps_every_region
         all_regions(),
         "the seed tiles sweep all 25 구"
     );
-    for o in observed(&env) {
+    for o in env.read_valid(TopicKind::Observed) {
         assert!(
             sweeps.contains_key(o["region_code"].as_str().expect("code")),
             "{}",

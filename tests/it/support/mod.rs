@@ -100,6 +100,13 @@ impl TestEnv {
         &self.cfg.kafka.namespace
     }
 
+    /// Every value of a topic as JSON, each checked against the topic's JSON Schema.
+    pub fn read_valid(&self, kind: TopicKind) -> Vec<serde_json::Value> {
+        let records = self.read_topic(kind);
+        assert_all_valid(kind, &records);
+        records.iter().map(Record::json).collect()
+    }
+
     /// Every record of a topic, partition by partition, in offset order.
     pub fn read_topic(&self, kind: TopicKind) -> Vec<Record> {
         read_topic(&self.cfg, kind)
