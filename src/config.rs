@@ -71,6 +71,8 @@ pub struct Config {
     pub zigbang: ZigbangConfig,
     /// The Dabang crawler.
     pub dabang: DabangConfig,
+    #[serde(default)]
+    pub process: ProcessConfig,
 }
 
 /// `[kafka]`
@@ -173,6 +175,38 @@ pub struct DabangConfig {
     pub result_cap: u64,
     /// Most pages fetched for one bbox before it is split.
     pub max_pages: u32,
+}
+
+/// `[process]`: the processor (`roomstream process`, `replay`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// Write checkpoints at least this often (e.g. `"10s"`).
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// …or after this many inputs, whichever comes first.
+    pub checkpoint_events: u64,
+    /// K: a listing absent from K consecutive complete sweeps of its region is removed (≥ 1).
+    pub removal_sweeps: usize,
+    /// Price changes kept per source listing (≥ 1).
+    pub history_len: usize,
+    /// Evidence score (0–1) two source listings need to be merged as one flat.
+    pub merge_threshold: f64,
+    /// Address of the processor's `/metrics` endpoint; empty for none.
+    pub metrics_listen: String,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            checkpoint_interval: Duration::from_secs(10),
+            checkpoint_events: 200_000,
+            removal_sweeps: 2,
+            history_len: 16,
+            merge_threshold: 0.72,
+            metrics_listen: String::new(),
+        }
+    }
 }
 
 fn default_namespace() -> String {
@@ -434,6 +468,22 @@ impl Config {
                 &self.dabang.result_cap.to_string(),
                 "result_cap and max_pages must be ≥ 1",
             ));
+        }
+        let pr = &self.process;
+        if pr.removal_sweeps == 0 {
+            return Err(invalid("process.removal_sweeps", "0", "must be ≥ 1: one missed sweep is not a removal"));
+        }
+        if pr.history_len == 0 {
+            return Err(invalid("process.history_len", "0", "must be ≥ 1"));
+        }
+        if !(0.0..=1.0).contains(&pr.merge_threshold) || pr.merge_threshold.is_nan() {
+            return Err(invalid("process.merge_threshold", &pr.merge_threshold.to_string(), "must be between 0 and 1"));
+        }
+        if pr.checkpoint_events == 0 || pr.checkpoint_interval.is_zero() {
+            return Err(invalid("process.checkpoint_events", &pr.checkpoint_events.to_string(), "checkpoint_events and checkpoint_interval must be > 0"));
+        }
+        if !pr.metrics_listen.is_empty() && pr.metrics_listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid("process.metrics_listen", &pr.metrics_listen, "expected host:port, e.g. 127.0.0.1:9464"));
         }
         Ok(())
     }

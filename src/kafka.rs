@@ -58,6 +58,8 @@ pub struct Delivered {
 pub trait EventSink {
     /// Queues one record; returns once it is queued, not delivered.
     fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError>;
+    /// Queues a tombstone (a record with no value) for a compacted topic.
+    fn tombstone(&mut self, topic: TopicKind, key: &str) -> Result<(), ProduceError>;
     /// Waits until every queued record is acknowledged; fails if any was not.
     fn finish(&mut self) -> Result<Delivered, ProduceError>;
 }
@@ -146,10 +148,13 @@ impl KafkaSink {
     }
 }
 
-impl EventSink for KafkaSink {
-    fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError> {
+impl KafkaSink {
+    fn enqueue(&mut self, topic: TopicKind, key: &str, value: Option<&[u8]>) -> Result<(), ProduceError> {
         let name = &self.names[topic as usize];
-        let mut record = BaseRecord::to(name).key(key).payload(value);
+        let mut record = BaseRecord::to(name).key(key);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -167,8 +172,18 @@ impl EventSink for KafkaSink {
             }
         }
         self.sent += 1;
-        self.bytes += value.len() as u64;
+        self.bytes += value.map_or(0, |v| v.len() as u64);
         Ok(())
+    }
+}
+
+impl EventSink for KafkaSink {
+    fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError> {
+        self.enqueue(topic, key, Some(value))
+    }
+
+    fn tombstone(&mut self, topic: TopicKind, key: &str) -> Result<(), ProduceError> {
+        self.enqueue(topic, key, None)
     }
 
     fn finish(&mut self) -> Result<Delivered, ProduceError> {
@@ -227,6 +242,12 @@ impl MemorySink {
 impl EventSink for MemorySink {
     fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError> {
         self.records.push((topic, key.to_string(), value.to_vec()));
+        Ok(())
+    }
+
+    /// Recorded with an empty value.
+    fn tombstone(&mut self, topic: TopicKind, key: &str) -> Result<(), ProduceError> {
+        self.records.push((topic, key.to_string(), Vec::new()));
         Ok(())
     }
 

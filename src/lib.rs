@@ -4,7 +4,7 @@
 //!
 //! 1. [`crawl`] — Zigbang, Dabang, the VWORLD broker registry, the real fixtures and the calibrated
 //!    simulator put events on `observed.v1`, `sweeps.v1` and `brokers.v1`;
-//! 2. `process` (next issue) — normalize, detect, resolve, verify, score → `listings.v1`;
+//! 2. [`process`] — normalize, detect, resolve, verify (score: next issue) → `listings.v1`;
 //! 3. `sink` — Parquet on S3, the Redshift staging schema, the production MySQL;
 //! 4. `api` — the axum API and the web page.
 //!
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod crawl;
 pub mod kafka;
+pub mod process;
 pub mod region;
 pub mod telemetry;
 pub mod topics;

@@ -47,6 +47,44 @@ pub fn normalize_registration(raw: &str) -> String {
     }
 }
 
+/// The partition Kafka's default partitioner (and librdkafka's `murmur2_random`) gives a key:
+/// `(murmur2(key) & 0x7fffffff) % partitions`. The processor's benchmark and tests use it to place
+/// records as the broker would.
+pub fn murmur2_partition(key: &[u8], partitions: u32) -> u32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// Kafka's murmur2 (seed 0x9747b28c), as in `org.apache.kafka.common.utils.Utils.murmur2`.
+fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h: u32 = 0x9747_b28c ^ (data.len() as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +103,17 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(normalize_registration(raw), want, "case {raw:?}");
         }
+    }
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Values from Kafka's own UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21") as i32, -973932308);
+        assert_eq!(murmur2(b"foobar") as i32, -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(murmur2_partition(b"11620", 8), murmur2_partition(b"11620", 8));
     }
 
     #[test]

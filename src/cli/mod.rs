@@ -5,12 +5,17 @@
 //! roomstream [--config FILE] config check
 //! roomstream [--config FILE] topics apply|check
 //! roomstream [--config FILE] crawl zigbang|dabang|vworld|fixtures|synthetic|calibrate …
+//! roomstream [--config FILE] process [--exit-when-idle] | replay
+//! roomstream [--config FILE] state hash|dump · eval dedup --truth FILE · dlq replay
+//! roomstream [--config FILE] bench process
 //! ```
 //!
 //! Exit codes: 0 success; 1 failure (the reason on stderr; for `topics apply`, a fix the broker
 //! refused); 2 a live crawl that finished but left some regions incomplete (their events were
 //! produced, their sweep markers were not), drift found by `topics check`, or drift Kafka cannot fix
 //! (more partitions than defined).
+
+mod process;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +55,22 @@ enum Command {
     /// Produce events from a source.
     #[command(subcommand)]
     Crawl(CrawlCommand),
+    /// Run the processor: observed + sweeps + brokers → listings (one consumer group).
+    Process(process::ProcessArgs),
+    /// Rebuild the state from the earliest offsets under a fresh group; publish only what differs.
+    Replay,
+    /// Read the processor's state from its checkpoints.
+    #[command(subcommand)]
+    State(process::StateCommand),
+    /// Evaluate the processor against the simulator's ground truth.
+    #[command(subcommand)]
+    Eval(process::EvalCommand),
+    /// Work with the dead-letter queue.
+    #[command(subcommand)]
+    Dlq(process::DlqCommand),
+    /// Measure throughput.
+    #[command(subcommand)]
+    Bench(process::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +204,12 @@ impl Cli {
                 })
             }
             Command::Crawl(crawl) => run_crawl(&cfg, crawl).await,
+            Command::Process(args) => process::run(&cfg, args, false).await,
+            Command::Replay => process::run(&cfg, process::ProcessArgs::replay(), true).await,
+            Command::State(c) => process::state(&cfg, c).await,
+            Command::Eval(c) => process::eval(&cfg, c).await,
+            Command::Dlq(c) => process::dlq(&cfg, c).await,
+            Command::Bench(c) => process::bench(&cfg, c).await,
         }
     }
 }

@@ -1,0 +1,444 @@
+//! The processor's subcommands: `process`, `replay`, `state hash|dump`, `eval dedup`, `dlq replay`,
+//! `bench process`. Each is a thin call into [`crate::process`].
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use rdkafka::Offset;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+
+use crate::config::Config;
+use crate::kafka::{EventSink, KafkaSink, MemorySink, client_config};
+use crate::process::checkpoint::CheckpointStore;
+use crate::process::engine::{Engine, EngineConfig, Output, Part, Position};
+use crate::process::metrics::Metrics;
+use crate::process::runtime::{self, RunOptions};
+use crate::process::{eval as dedup, state as pstate};
+use crate::topics::TopicKind;
+use crate::topics::envelope::DlqEvent;
+
+/// `roomstream process` options.
+#[derive(Debug, Args, Default)]
+pub struct ProcessArgs {
+    /// Stop once every owned input partition is consumed to its end and checkpointed.
+    #[arg(long)]
+    exit_when_idle: bool,
+    /// Show a progress bar.
+    #[arg(long)]
+    progress: bool,
+}
+
+impl ProcessArgs {
+    /// What `roomstream replay` runs with.
+    pub fn replay() -> Self {
+        ProcessArgs { exit_when_idle: true, progress: true }
+    }
+}
+
+/// `roomstream state …`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Print the deterministic state hash: the total, then one line per region.
+    Hash,
+    /// Write the canonical listings as JSON lines (default: stdout).
+    Dump {
+        /// Output file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `roomstream eval …`.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Precision and recall of the merges against the simulator's truth file, beside the seed's rule.
+    Dedup {
+        /// The truth file written by `crawl synthetic --truth`.
+        #[arg(long, value_name = "FILE")]
+        truth: PathBuf,
+    },
+}
+
+/// `roomstream dlq …`.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Re-feed DLQ events to the topics they came from (after a fix), once: progress is kept in the
+    /// consumer group `<namespace>.dlq-replay`.
+    Replay {
+        /// Only events with this reason (e.g. `implausible`).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Count what would be re-fed, send nothing, keep no progress.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `roomstream bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The processing core on events in memory, then the whole processor from the broker beside a
+    /// do-nothing consumer of the same topics.
+    Process {
+        /// Flats in the simulated feed.
+        #[arg(long, default_value_t = 20_000)]
+        listings: u32,
+        /// Days of the feed.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Seed of the feed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Skip the broker part (core only).
+        #[arg(long)]
+        core_only: bool,
+    },
+}
+
+fn engine_config(cfg: &Config) -> EngineConfig {
+    EngineConfig {
+        removal_sweeps: cfg.process.removal_sweeps,
+        history_len: cfg.process.history_len,
+        merge_threshold: cfg.process.merge_threshold,
+    }
+}
+
+/// `process` and `replay`.
+pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Result<ExitCode> {
+    super::require_topics(cfg).await?;
+    let metrics = Arc::new(Metrics::default());
+    if !cfg.process.metrics_listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&cfg.process.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (process.metrics_listen)", cfg.process.metrics_listen))?;
+        let m = metrics.clone();
+        let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { m.render() }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    let opts = RunOptions { exit_when_idle: args.exit_when_idle || replay, replay, progress: args.progress };
+    let (cfg2, engine_cfg, m2) = (cfg.clone(), engine_config(cfg), metrics.clone());
+    let started = Instant::now();
+    let summary = tokio::task::spawn_blocking(move || runtime::run(&cfg2, &opts, engine_cfg, m2, stop)).await??;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}: {} inputs in {secs:.1} s ({:.0}/s); published {} ({} upserts, {} tombstones, {} suppressed as unchanged); dlq {}; {} checkpoints, {} bytes; partitions {:?}",
+        if replay { "replay" } else { "process" },
+        summary.inputs,
+        summary.inputs as f64 / secs.max(1e-9),
+        summary.published,
+        metrics.get("published", "upsert"),
+        metrics.get("published", "tombstone"),
+        metrics.get("published", "suppressed"),
+        summary.dlq,
+        summary.checkpoints,
+        summary.checkpoint_bytes,
+        summary.partitions,
+    );
+    println!(
+        "events: new {} changed {} unchanged {} removed {} relisted {} sweeps {}; merges {} splits {}",
+        metrics.get("events", "new"),
+        metrics.get("events", "changed"),
+        metrics.get("events", "unchanged"),
+        metrics.get("events", "removed"),
+        metrics.get("events", "relisted"),
+        metrics.get("events", "sweep"),
+        metrics.merges.load(std::sync::atomic::Ordering::Relaxed),
+        metrics.splits.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn load_states(cfg: &Config) -> anyhow::Result<BTreeMap<i32, crate::process::engine::PartitionState>> {
+    let store = CheckpointStore::open(&cfg.store, &cfg.kafka.namespace)?;
+    let states = pstate::load_all(&store, TopicKind::Observed.def().partitions).await?;
+    if states.is_empty() {
+        bail!("no checkpoint under namespace `{}`: run `roomstream process` or `roomstream replay` first", cfg.kafka.namespace);
+    }
+    Ok(states)
+}
+
+/// `state hash|dump`.
+pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCode> {
+    let states = load_states(cfg).await?;
+    match command {
+        StateCommand::Hash => {
+            let (total, regions) = pstate::hash(&states);
+            let sources: usize = states.values().map(|s| s.sources.len()).sum();
+            let canonical: usize = states.values().map(|s| s.clusters.members.len()).sum();
+            println!("total {total} ({sources} source listings, {canonical} canonical listings, {} partitions)", states.len());
+            for (region, h) in regions {
+                println!("{region} {h}");
+            }
+        }
+        StateCommand::Dump { out } => {
+            let cfg2 = cfg.clone();
+            let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
+            engine = tokio::task::spawn_blocking(move || runtime::load_registry(&cfg2, &mut engine).map(|()| engine)).await??;
+            for (p, s) in states {
+                engine.parts.insert(p, Part::new(s, false));
+            }
+            let mut w: Box<dyn Write> = match &out {
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let mut n = 0;
+            let parts: Vec<i32> = engine.parts.keys().copied().collect();
+            for p in parts {
+                for l in engine.canonical(p) {
+                    serde_json::to_writer(&mut w, &l)?;
+                    w.write_all(b"\n")?;
+                    n += 1;
+                }
+            }
+            w.flush()?;
+            if let Some(path) = out {
+                eprintln!("wrote {n} canonical listings to {}", path.display());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `eval dedup`.
+pub async fn eval(cfg: &Config, command: EvalCommand) -> anyhow::Result<ExitCode> {
+    let EvalCommand::Dedup { truth } = command;
+    let states = load_states(cfg).await?;
+    let truth = dedup::read_truth(&truth).with_context(|| format!("cannot read truth file {}", truth.display()))?;
+    let e = dedup::evaluate(&states, &truth);
+    println!("live source listings: {} ({} in the truth file); cross-platform pairs in the truth: {}", e.listings, e.known, e.roomstream.truth);
+    println!("{:<28} {:>9} {:>9} {:>9} {:>9}", "method", "predicted", "correct", "precision", "recall");
+    for (name, s) in [("roomstream (resolve)", e.roomstream), ("seed (exact strings, §7)", e.seed)] {
+        println!("{name:<28} {:>9} {:>9} {:>9.4} {:>9.4}", s.predicted, s.correct, s.precision(), s.recall());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dlq replay`.
+pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> {
+    let DlqCommand::Replay { reason, dry_run } = command;
+    super::require_topics(cfg).await?;
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<ExitCode> {
+        let ns = &cfg.kafka.namespace;
+        let dlq_topic = TopicKind::Dlq.name(ns);
+        let targets: BTreeMap<String, TopicKind> = [TopicKind::Observed, TopicKind::Sweeps, TopicKind::Brokers]
+            .into_iter()
+            .map(|t| (t.name(ns), t))
+            .collect();
+        let consumer: BaseConsumer = client_config(&cfg.kafka)
+            .set("group.id", format!("{ns}.dlq-replay"))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()?;
+        let partitions = TopicKind::Dlq.def().partitions;
+        let mut ends = BTreeMap::new();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        let committed = consumer.committed_offsets(
+            {
+                let mut t = rdkafka::TopicPartitionList::new();
+                for p in 0..partitions {
+                    t.add_partition(&dlq_topic, p);
+                }
+                t
+            },
+            Duration::from_secs(10),
+        )?;
+        for p in 0..partitions {
+            let (_, hi) = consumer.fetch_watermarks(&dlq_topic, p, Duration::from_secs(10))?;
+            let from = match committed.find_partition(&dlq_topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => 0,
+            };
+            if from < hi {
+                tpl.add_partition_offset(&dlq_topic, p, Offset::Offset(from))?;
+                ends.insert(p, hi);
+            }
+        }
+        let mut sink = KafkaSink::new(&cfg.kafka)?;
+        let (mut refed, mut skipped) = (0u64, 0u64);
+        if !ends.is_empty() {
+            consumer.assign(&tpl)?;
+            let mut done = rdkafka::TopicPartitionList::new();
+            while !ends.is_empty() {
+                let Some(m) = consumer.poll(Duration::from_secs(10)) else { bail!("timed out reading {dlq_topic}") };
+                let m = m?;
+                if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(0) {
+                    ends.remove(&m.partition());
+                }
+                done.add_partition_offset(&dlq_topic, m.partition(), Offset::Offset(m.offset() + 1))?;
+                let Some(event) = m.payload().and_then(|v| serde_json::from_slice::<DlqEvent>(v).ok()) else {
+                    skipped += 1;
+                    continue;
+                };
+                let target = event.topic.as_ref().and_then(|t| targets.get(t));
+                if reason.as_ref().is_some_and(|r| *r != event.reason) || target.is_none() {
+                    skipped += 1;
+                    continue;
+                }
+                let bytes = match &event.value {
+                    serde_json::Value::String(raw) => raw.clone().into_bytes(),
+                    v => serde_json::to_vec(v)?,
+                };
+                if !dry_run {
+                    if let Some(t) = target {
+                        sink.send(*t, event.key.as_deref().unwrap_or(""), &bytes)?;
+                    }
+                }
+                refed += 1;
+            }
+            if !dry_run {
+                sink.finish()?;
+                consumer.commit(&done, rdkafka::consumer::CommitMode::Sync)?;
+            }
+        }
+        println!("dlq replay: {refed} event(s) {} to their topics, {skipped} skipped", if dry_run { "would be re-fed" } else { "re-fed" });
+        Ok(ExitCode::SUCCESS)
+    })
+    .await?
+}
+
+/// `bench process`.
+pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCode> {
+    let BenchCommand::Process { listings, days, seed, core_only } = command;
+    // The feed, in memory.
+    let mut mem = MemorySink::default();
+    {
+        let mut emitter = crate::crawl::Emitter::new(&mut mem, None);
+        let args = crate::crawl::synthetic::SyntheticArgs { listings, days, seed, rate: None, truth: None };
+        crate::crawl::synthetic::run(&args, &mut emitter)?;
+        emitter.finish()?;
+    }
+    let inputs: Vec<(TopicKind, String, Vec<u8>)> = mem.records;
+    let n_inputs = inputs.iter().filter(|r| r.0 != TopicKind::Brokers).count();
+    let bytes: usize = inputs.iter().filter(|r| r.0 != TopicKind::Brokers).map(|r| r.2.len()).sum();
+    println!(
+        "feed: synthetic {listings} flats × {days} days (seed {seed}): {n_inputs} observations+sweeps, mean event {:.0} bytes; machine: {} cores",
+        bytes as f64 / n_inputs.max(1) as f64,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    // (a) The core alone, one thread.
+    let partitions = TopicKind::Observed.def().partitions;
+    let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
+    for p in 0..partitions {
+        engine.parts.insert(p, Part::new(crate::process::engine::PartitionState { partition: p, ..Default::default() }, false));
+    }
+    let mut offsets = vec![0i64; partitions as usize * 3];
+    let mut out = Vec::new();
+    let mut published = 0usize;
+    let started = Instant::now();
+    for (topic, key, value) in &inputs {
+        let p = (crate::topics::keys::murmur2_partition(key.as_bytes(), partitions as u32)) as i32;
+        let slot = match topic {
+            TopicKind::Observed => p as usize * 3,
+            TopicKind::Sweeps => p as usize * 3 + 1,
+            _ => p as usize * 3 + 2,
+        };
+        let at = Position { topic: "bench", partition: if *topic == TopicKind::Brokers { 0 } else { p }, offset: offsets[slot] };
+        offsets[slot] += 1;
+        match topic {
+            TopicKind::Observed => engine.observe(at, Some(key.as_bytes()), Some(value), &mut out),
+            TopicKind::Sweeps => engine.sweep(at, Some(key.as_bytes()), Some(value), &mut out),
+            _ => engine.broker(at, Some(key.as_bytes()), Some(value), &mut out),
+        }
+        published += out.iter().filter(|o| matches!(o, Output::Listing { .. })).count();
+        out.clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let sources: usize = engine.parts.values().map(|p| p.state.sources.len()).sum();
+    let state_bytes: usize = engine.parts.values().map(|p| postcard::to_allocvec(&p.state).map_or(0, |v| v.len())).sum();
+    let canonical: usize = engine.parts.values().map(|p| p.state.clusters.members.len()).sum();
+    let core_rate = inputs.len() as f64 / secs;
+    println!(
+        "(a) core, 1 thread: {} inputs in {secs:.3} s = {core_rate:.0} events/s (target ≥ 250,000); published {published} ({:.3} per input)",
+        inputs.len(),
+        published as f64 / inputs.len().max(1) as f64
+    );
+    println!(
+        "    state: {sources} source listings, {canonical} canonical; {state_bytes} bytes serialized = {:.0} bytes per source listing",
+        state_bytes as f64 / sources.max(1) as f64
+    );
+    if core_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // (b) From the broker: a fresh namespace holding the same feed.
+    let mut bcfg = cfg.clone();
+    bcfg.kafka.namespace = format!("{}-bench-{}", cfg.kafka.namespace, time::OffsetDateTime::now_utc().unix_timestamp());
+    crate::topics::admin::apply(&bcfg.kafka).await?;
+    {
+        let mut sink = KafkaSink::new(&bcfg.kafka)?;
+        for (topic, key, value) in &inputs {
+            sink.send(*topic, key, value)?;
+        }
+        sink.finish()?;
+    }
+    let cfg_b = bcfg.clone();
+    let plain = tokio::task::spawn_blocking(move || plain_consume(&cfg_b)).await??;
+    let plain_rate = n_inputs as f64 / plain.as_secs_f64();
+    println!("(b) do-nothing rdkafka consumer of observed+sweeps: {n_inputs} in {:.3} s = {plain_rate:.0} events/s", plain.as_secs_f64());
+    let opts = RunOptions { exit_when_idle: true, replay: true, progress: false };
+    let (cfg_b, engine_cfg) = (bcfg.clone(), engine_config(cfg));
+    let started = Instant::now();
+    let summary = tokio::task::spawn_blocking(move || {
+        runtime::run(&cfg_b, &opts, engine_cfg, Arc::new(Metrics::default()), Arc::new(AtomicBool::new(false)))
+    })
+    .await??;
+    let secs = started.elapsed().as_secs_f64();
+    let rate = summary.inputs as f64 / secs;
+    println!(
+        "    whole processor (replay, exit when idle; includes group join, checkpoints and publishing {}): {} inputs in {secs:.3} s = {rate:.0} events/s = {:.2} of the plain consumer (target ≥ 0.5)",
+        summary.published,
+        summary.inputs,
+        rate / plain_rate
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads observed+sweeps of a namespace to their ends with a consumer that does nothing else.
+fn plain_consume(cfg: &Config) -> anyhow::Result<Duration> {
+    let ns = &cfg.kafka.namespace;
+    let consumer: BaseConsumer = client_config(&cfg.kafka)
+        .set("group.id", format!("{ns}.plain"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for t in [TopicKind::Observed, TopicKind::Sweeps] {
+        let name = t.name(ns);
+        for p in 0..t.def().partitions {
+            let (lo, hi) = consumer.fetch_watermarks(&name, p, Duration::from_secs(10))?;
+            remaining += hi - lo;
+            tpl.add_partition_offset(&name, p, Offset::Beginning)?;
+        }
+    }
+    let started = Instant::now();
+    consumer.assign(&tpl)?;
+    while remaining > 0 {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                remaining -= 1;
+                std::hint::black_box(m.payload());
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("the plain consumer timed out with {remaining} records left"),
+        }
+    }
+    Ok(started.elapsed())
+}

@@ -1,0 +1,155 @@
+//! Checkpoints: per partition, the state and the input positions it reflects, in the object store
+//! (`[store] url`: `s3://bucket/prefix` over the S3 protocol, or `file:///dir`).
+//!
+//! Object: `<prefix>/checkpoints/<namespace>/partition-<p>.ckpt`, written whole with one PUT (atomic on
+//! S3 and on the local store, which writes a temporary file and renames it). Format: a header line
+//! `roomstream-checkpoint/<FORMAT>\n`, then the [`Checkpoint`] in postcard (compact, deterministic serde).
+//! A checkpoint of another format version is refused with a message saying to replay, never misread.
+
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::engine::PartitionState;
+use crate::config::StoreConfig;
+
+/// Bumped whenever the state's layout changes.
+pub const FORMAT: u32 = 1;
+
+/// What one checkpoint object holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The partition's state, with its input positions.
+    pub state: PartitionState,
+    /// Next offsets of each `listings.v1` partition when it was written: a restore reads what was
+    /// published after them to learn what the topic holds.
+    pub listings_next: Vec<i64>,
+    /// Next offset of `brokers.v1` the state reflects.
+    pub brokers_next: i64,
+}
+
+/// Errors of the checkpoint store.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The store URL cannot be used.
+    #[error("object store `{url}`: {reason}")]
+    Config {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// I/O with the store.
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// A checkpoint that cannot be read.
+    #[error("checkpoint {path}: {reason}")]
+    Corrupt {
+        /// Object path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The checkpoints of one namespace.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+}
+
+/// Opens the object store named by `[store]`.
+pub fn open_store(cfg: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath), CheckpointError> {
+    let bad = |reason: String| CheckpointError::Config { url: cfg.url.clone(), reason };
+    let url = url::Url::parse(&cfg.url).map_err(|e| bad(e.to_string()))?;
+    match url.scheme() {
+        "s3" => {
+            let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
+            if !cfg.endpoint.is_empty() {
+                b = b.with_endpoint(&cfg.endpoint).with_allow_http(cfg.endpoint.starts_with("http://"));
+            }
+            let store = b.build().map_err(|e| bad(e.to_string()))?;
+            Ok((Arc::new(store), ObjectPath::from(url.path().trim_matches('/'))))
+        }
+        "file" => {
+            let dir = url.to_file_path().map_err(|_| bad("not a local path".into()))?;
+            std::fs::create_dir_all(&dir).map_err(|e| bad(e.to_string()))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(|e| bad(e.to_string()))?;
+            Ok((Arc::new(store), ObjectPath::from("")))
+        }
+        other => Err(bad(format!("scheme `{other}` is not supported (use s3:// or file://)"))),
+    }
+}
+
+impl CheckpointStore {
+    /// The checkpoints of `namespace` in the configured store.
+    pub fn open(cfg: &StoreConfig, namespace: &str) -> Result<Self, CheckpointError> {
+        let (store, base) = open_store(cfg)?;
+        let prefix = base.clone().join("checkpoints").join(namespace);
+        Ok(CheckpointStore { store, prefix })
+    }
+
+    fn path(&self, partition: i32) -> ObjectPath {
+        self.prefix.clone().join(format!("partition-{partition:03}.ckpt"))
+    }
+
+    /// Writes a partition's checkpoint; returns its size in bytes.
+    pub async fn save(&self, ckpt: &Checkpoint) -> Result<usize, CheckpointError> {
+        let mut bytes = format!("roomstream-checkpoint/{FORMAT}\n").into_bytes();
+        let body = postcard::to_allocvec(ckpt).map_err(|e| CheckpointError::Corrupt {
+            path: self.path(ckpt.state.partition).to_string(),
+            reason: e.to_string(),
+        })?;
+        bytes.extend_from_slice(&body);
+        let n = bytes.len();
+        self.store.put(&self.path(ckpt.state.partition), PutPayload::from(bytes)).await?;
+        Ok(n)
+    }
+
+    /// Reads a partition's checkpoint, `None` if there is none.
+    pub async fn load(&self, partition: i32) -> Result<Option<Checkpoint>, CheckpointError> {
+        let path = self.path(partition);
+        let bytes = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_string(), reason };
+        let split = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header".into()))?;
+        let header = std::str::from_utf8(&bytes[..split]).map_err(|e| corrupt(e.to_string()))?;
+        if header != format!("roomstream-checkpoint/{FORMAT}") {
+            return Err(corrupt(format!(
+                "format `{header}`, this build reads roomstream-checkpoint/{FORMAT}: run `roomstream replay` to rebuild"
+            )));
+        }
+        postcard::from_bytes(&bytes[split + 1..]).map(Some).map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// Every partition that has a checkpoint.
+    pub async fn partitions(&self, max: i32) -> Result<Vec<i32>, CheckpointError> {
+        let mut out = Vec::new();
+        for p in 0..max {
+            if self.store.head(&self.path(p)).await.is_ok() {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes every checkpoint of the namespace (for `replay`).
+    pub async fn clear(&self, max: i32) -> Result<(), CheckpointError> {
+        for p in 0..max {
+            match self.store.delete(&self.path(p)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! detect: what an observation or a sweep means for one source listing — new, changed (which fields),
+//! unchanged, removed, relisted — and a bounded price history.
+//!
+//! The state of a source listing is a function of the *set* of inputs seen, not of their order, so
+//! duplicated, late or re-ordered delivery (and a restart that re-reads some inputs) cannot regress it:
+//! - its content is the payload with the latest `observed_at` (ties: the larger content digest);
+//! - `first_seen`/`last_seen` are the min/max `observed_at`;
+//! - it is **removed** when at least K complete sweeps of its (source, platform, region) *started after*
+//!   its last sighting — a sweep that started later and did not see it missed it. One missed sweep is not
+//!   a removal (K defaults to 2); a later sighting relists it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::SourceListing;
+use crate::topics::envelope::{Platform, Source};
+
+/// How many sweep start times are kept per (source, platform, region); only the last K matter.
+const SWEEP_LOG: usize = 16;
+
+/// One run of an unchanged price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceRun {
+    /// First sighting at this price (Unix seconds).
+    pub from: i64,
+    /// Last sighting at this price.
+    pub until: i64,
+    /// 보증금, 만원.
+    pub deposit: u32,
+    /// 월세, 만원.
+    pub rent: u32,
+    /// 관리비, 만원.
+    pub fee: Option<f64>,
+}
+
+/// Everything the processor keeps of one source listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceState {
+    /// The latest content.
+    pub listing: SourceListing,
+    /// Which crawler saw it last (sweeps are matched per source).
+    pub source: Source,
+    /// The region key it arrives under (sweeps are matched per region key).
+    pub region_key: String,
+    /// `observed_at` of the content (Unix seconds).
+    pub content_at: i64,
+    /// Digest of the content, the tie-break between two payloads observed in the same second.
+    pub content_digest: u64,
+    /// Earliest sighting.
+    pub first_seen: i64,
+    /// Latest sighting.
+    pub last_seen: i64,
+    /// Price runs, oldest first, at most the configured length.
+    pub history: Vec<PriceRun>,
+    /// Whether it is listed now (false once K sweeps missed it).
+    pub alive: bool,
+}
+
+/// What one input did to a source listing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// First sighting.
+    New,
+    /// Its content changed; the names of the fields that did.
+    Changed(Vec<&'static str>),
+    /// Seen again, nothing changed (dropped, counted).
+    Unchanged,
+    /// Missed by K sweeps.
+    Removed,
+    /// Seen again after it was removed.
+    Relisted,
+}
+
+impl Change {
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Changed(_) => "changed",
+            Change::Unchanged => "unchanged",
+            Change::Removed => "removed",
+            Change::Relisted => "relisted",
+        }
+    }
+}
+
+/// Complete sweeps seen, by (source, platform, region key): their start times, newest last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SweepLog {
+    /// (source, platform, region) → sorted start times (Unix seconds), at most [`SWEEP_LOG`].
+    pub starts: BTreeMap<(Source, Platform, String), Vec<i64>>,
+}
+
+impl SweepLog {
+    /// Records a sweep; returns false if it was already known.
+    pub fn record(&mut self, source: Source, platform: Platform, region: &str, started_at: i64) -> bool {
+        let log = self.starts.entry((source, platform, region.to_string())).or_default();
+        match log.binary_search(&started_at) {
+            Ok(_) => false,
+            Err(at) => {
+                log.insert(at, started_at);
+                if log.len() > SWEEP_LOG {
+                    log.remove(0);
+                }
+                true
+            }
+        }
+    }
+
+    /// How many recorded sweeps of this listing's kind started after `last_seen`.
+    pub fn misses(&self, s: &SourceState) -> usize {
+        self.starts
+            .get(&(s.source, s.listing.key.platform, s.region_key.clone()))
+            .map_or(0, |log| log.len() - log.partition_point(|&t| t <= s.last_seen))
+    }
+}
+
+/// Applies an observation to a source listing (creating it if new). `history_len` bounds the history.
+pub fn observe(
+    slot: &mut Option<SourceState>,
+    listing: SourceListing,
+    source: Source,
+    region_key: &str,
+    observed_at: i64,
+    digest: u64,
+    sweeps: &SweepLog,
+    removal_sweeps: usize,
+    history_len: usize,
+) -> Change {
+    let Some(state) = slot else {
+        let mut s = SourceState {
+            history: vec![PriceRun {
+                from: observed_at,
+                until: observed_at,
+                deposit: listing.deposit,
+                rent: listing.rent,
+                fee: listing.fee,
+            }],
+            listing,
+            source,
+            region_key: region_key.to_string(),
+            content_at: observed_at,
+            content_digest: digest,
+            first_seen: observed_at,
+            last_seen: observed_at,
+            alive: true,
+        };
+        s.alive = sweeps.misses(&s) < removal_sweeps;
+        *slot = Some(s);
+        return Change::New;
+    };
+    let was_alive = state.alive;
+    record_price(&mut state.history, observed_at, &listing, history_len);
+    state.first_seen = state.first_seen.min(observed_at);
+    let mut fields = Vec::new();
+    if (observed_at, digest) > (state.content_at, state.content_digest) {
+        fields = changed_fields(&state.listing, &listing);
+        state.listing = listing;
+        state.source = source;
+        state.content_at = observed_at;
+        state.content_digest = digest;
+    }
+    state.last_seen = state.last_seen.max(observed_at);
+    state.alive = sweeps.misses(state) < removal_sweeps;
+    match (was_alive, state.alive) {
+        (false, true) => Change::Relisted,
+        (true, false) => Change::Removed,
+        _ if !fields.is_empty() => Change::Changed(fields),
+        _ => Change::Unchanged,
+    }
+}
+
+/// Re-evaluates removal after a sweep was recorded; returns the change if its status flipped.
+pub fn after_sweep(state: &mut SourceState, sweeps: &SweepLog, removal_sweeps: usize) -> Option<Change> {
+    let alive = sweeps.misses(state) < removal_sweeps;
+    let change = match (state.alive, alive) {
+        (true, false) => Some(Change::Removed),
+        (false, true) => Some(Change::Relisted),
+        _ => None,
+    };
+    state.alive = alive;
+    change
+}
+
+/// Inserts a sighting into the price runs, keeping them sorted and at most `len` long.
+fn record_price(runs: &mut Vec<PriceRun>, at: i64, l: &SourceListing, len: usize) {
+    let same = |r: &PriceRun| r.deposit == l.deposit && r.rent == l.rent && r.fee == l.fee;
+    // The run that starts at or before `at`.
+    let i = runs.partition_point(|r| r.from <= at);
+    if i > 0 {
+        let prev = &mut runs[i - 1];
+        if same(prev) {
+            prev.until = prev.until.max(at);
+            return;
+        }
+        if at <= prev.until {
+            // Inside a run of another price: split it around this sighting.
+            let tail = PriceRun { from: at + 1, ..prev.clone() };
+            prev.until = at - 1;
+            runs.insert(i, tail);
+        }
+    }
+    if let Some(next) = runs.get_mut(i).filter(|n| same(n)) {
+        next.from = next.from.min(at);
+        return;
+    }
+    runs.insert(
+        i,
+        PriceRun { from: at, until: at, deposit: l.deposit, rent: l.rent, fee: l.fee },
+    );
+    if runs.len() > len {
+        runs.remove(0);
+    }
+}
+
+/// The fields of a listing that differ, by name.
+pub fn changed_fields(a: &SourceListing, b: &SourceListing) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |name: &'static str, differs: bool| {
+        if differs {
+            out.push(name);
+        }
+    };
+    check("deposit", a.deposit != b.deposit);
+    check("rent", a.rent != b.rent);
+    check("fee", a.fee != b.fee);
+    check("area", a.area_m2 != b.area_m2);
+    check("floor", a.floor != b.floor);
+    check("layout", a.layout != b.layout);
+    check("building", a.building != b.building);
+    check("direction", a.direction != b.direction);
+    check("address", (&a.gu, &a.dong, &a.lot, &a.bjd_code) != (&b.gu, &b.dong, &b.lot, &b.bjd_code));
+    check("location", a.location != b.location);
+    check("facilities", a.facilities != b.facilities || a.subway_stations != b.subway_stations);
+    check("broker", a.broker != b.broker);
+    check("title", a.title != b.title);
+    check("links", a.url != b.url || a.image_url != b.image_url);
+    check("times", (a.posted_at, a.updated_at) != (b.posted_at, b.updated_at));
+    check("format", a.format != b.format);
+    out
+}

@@ -1,0 +1,408 @@
+//! The processing core: inputs in, `listings.v1` records and DLQ events out — no Kafka, no I/O.
+//!
+//! One [`PartitionState`] per owned partition of `observed.v1`/`sweeps.v1` (both keyed by region, so
+//! partition p of each holds the same regions), and one global [`BrokerTable`]. Each input runs
+//! normalize → detect → resolve → verify and then publishes the canonical listings it touched whose
+//! content changed. While a partition is *catching up* (after a restore, or during a replay) nothing is
+//! published; [`Engine::reconcile`] then publishes the difference between the state and what
+//! `listings.v1` already holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::detect::{self, Change, SourceState, SweepLog};
+use super::metrics::Metrics;
+use super::model::SourceKey;
+use super::normalize;
+use super::publish::{self, CanonicalListing, Link, Version};
+use super::resolve::{Clusters, Touched};
+use super::verify::{BrokerTable, Verification};
+use crate::topics::envelope::{BrokerRecord, DLQ_SCHEMA, DlqEvent, Observation, SweepMarker};
+
+/// Tunables of the core.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// K: complete sweeps that must miss a listing before it is removed.
+    pub removal_sweeps: usize,
+    /// Price runs kept per source listing.
+    pub history_len: usize,
+    /// Evidence score a link needs.
+    pub merge_threshold: f64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { removal_sweeps: 2, history_len: 16, merge_threshold: 0.72 }
+    }
+}
+
+/// Everything kept for one partition; this is what a checkpoint holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Partition number.
+    pub partition: i32,
+    /// Next offset of `observed.v1` to read.
+    pub observed_next: i64,
+    /// Next offset of `sweeps.v1` to read.
+    pub sweeps_next: i64,
+    /// Every source listing ever seen (removed ones too, for relisting).
+    pub sources: BTreeMap<SourceKey, SourceState>,
+    /// Complete sweeps.
+    pub sweeps: SweepLog,
+    /// The clustering of live listings.
+    pub clusters: Clusters,
+    /// Content hash of what was last published per canonical id.
+    pub published: BTreeMap<String, [u8; 16]>,
+}
+
+/// An owned partition at run time.
+#[derive(Debug, Default)]
+pub struct Part {
+    /// Its state.
+    pub state: PartitionState,
+    /// While true, nothing is published (restore or replay in progress).
+    pub catching_up: bool,
+    /// Canonical ids touched since the last publish.
+    dirty: BTreeSet<String>,
+    /// Canonical ids that ended since the last publish.
+    ended: BTreeSet<String>,
+    /// Registration number → source listings naming it (derived, for re-verification).
+    by_broker: BTreeMap<String, BTreeSet<SourceKey>>,
+}
+
+impl Part {
+    /// A part from a restored (or empty) state.
+    pub fn new(state: PartitionState, catching_up: bool) -> Part {
+        let mut by_broker: BTreeMap<String, BTreeSet<SourceKey>> = BTreeMap::new();
+        for (k, s) in &state.sources {
+            if let Some(b) = &s.listing.broker {
+                by_broker.entry(b.registration_number.clone()).or_default().insert(k.clone());
+            }
+        }
+        Part { state, catching_up, by_broker, ..Part::default() }
+    }
+}
+
+/// A record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// `listings.v1`: key = canonical id; `None` = tombstone.
+    Listing {
+        /// Canonical id.
+        key: String,
+        /// JSON, or None for a tombstone.
+        value: Option<Vec<u8>>,
+    },
+    /// `dlq.v1`.
+    Dlq(Box<DlqEvent>),
+}
+
+/// Where an input came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Position<'a> {
+    /// Topic name.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// The core.
+pub struct Engine {
+    /// Tunables.
+    pub cfg: EngineConfig,
+    /// Owned partitions.
+    pub parts: BTreeMap<i32, Part>,
+    /// The broker registry.
+    pub brokers: BrokerTable,
+    /// Next offset of `brokers.v1` to read.
+    pub brokers_next: i64,
+    /// Counters.
+    pub metrics: std::sync::Arc<Metrics>,
+}
+
+impl Engine {
+    /// A core with no partitions.
+    pub fn new(cfg: EngineConfig, metrics: std::sync::Arc<Metrics>) -> Engine {
+        Engine { cfg, parts: BTreeMap::new(), brokers: BrokerTable::default(), brokers_next: 0, metrics }
+    }
+
+    /// Applies one record of `observed.v1`.
+    pub fn observe(&mut self, at: Position<'_>, key: Option<&[u8]>, value: Option<&[u8]>, out: &mut Vec<Output>) {
+        let cfg = self.cfg.clone();
+        let Some(part) = self.parts.get_mut(&at.partition) else { return };
+        part.state.observed_next = part.state.observed_next.max(at.offset + 1);
+        let obs: Observation = match decode(value) {
+            Ok(o) => o,
+            Err(e) => return dlq(out, &self.metrics, at, key, value, "process.decode", e.0, e.1),
+        };
+        if let Some(why) = obs.contract_violation() {
+            return dlq(out, &self.metrics, at, key, value, "process.decode", "contract_violation", why);
+        }
+        let listing = match normalize::normalize(&obs) {
+            Ok(l) => l,
+            Err(r) => return dlq(out, &self.metrics, at, key, value, "process.normalize", r.reason, r.detail),
+        };
+        let digest = digest_of(&listing);
+        let skey = listing.key.clone();
+        if let Some(b) = &listing.broker {
+            part.by_broker.entry(b.registration_number.clone()).or_default().insert(skey.clone());
+        }
+        let mut slot = part.state.sources.remove(&skey);
+        let before = slot.as_ref().map(view_key);
+        let change = detect::observe(
+            &mut slot,
+            listing,
+            obs.source,
+            &obs.region_code,
+            obs.observed_at.unix_timestamp(),
+            digest,
+            &part.state.sweeps,
+            cfg.removal_sweeps,
+            cfg.history_len,
+        );
+        let after = slot.as_ref().map(view_key);
+        if let Some(s) = slot {
+            part.state.sources.insert(skey.clone(), s);
+        }
+        self.metrics.event(change.label());
+        if let Change::Changed(fields) = &change {
+            for f in fields {
+                self.metrics.changed_field(f);
+            }
+        }
+        if before != after {
+            relink(part, &skey, cfg.merge_threshold, &self.metrics);
+        }
+        let version = version(part, self.brokers_next);
+        flush(part, &self.brokers, version, cfg.merge_threshold, out, &self.metrics);
+    }
+
+    /// Applies one record of `sweeps.v1`.
+    pub fn sweep(&mut self, at: Position<'_>, key: Option<&[u8]>, value: Option<&[u8]>, out: &mut Vec<Output>) {
+        let cfg = self.cfg.clone();
+        let Some(part) = self.parts.get_mut(&at.partition) else { return };
+        part.state.sweeps_next = part.state.sweeps_next.max(at.offset + 1);
+        let marker: SweepMarker = match decode(value) {
+            Ok(m) => m,
+            Err(e) => return dlq(out, &self.metrics, at, key, value, "process.decode", e.0, e.1),
+        };
+        self.metrics.event("sweep");
+        let started = marker.started_at.unix_timestamp();
+        if !part.state.sweeps.record(marker.source, marker.platform, &marker.region_code, started) {
+            return;
+        }
+        let flipped: Vec<(SourceKey, Change)> = part
+            .state
+            .sources
+            .iter_mut()
+            .filter(|(k, s)| k.platform == marker.platform && s.source == marker.source && s.region_key == marker.region_code)
+            .filter_map(|(k, s)| detect::after_sweep(s, &part.state.sweeps, cfg.removal_sweeps).map(|c| (k.clone(), c)))
+            .collect();
+        for (k, change) in flipped {
+            self.metrics.event(change.label());
+            relink(part, &k, cfg.merge_threshold, &self.metrics);
+        }
+        let version = version(part, self.brokers_next);
+        flush(part, &self.brokers, version, cfg.merge_threshold, out, &self.metrics);
+    }
+
+    /// Applies one record of `brokers.v1` and re-verifies the listings that name its office.
+    pub fn broker(&mut self, at: Position<'_>, key: Option<&[u8]>, value: Option<&[u8]>, out: &mut Vec<Output>) {
+        self.brokers_next = self.brokers_next.max(at.offset + 1);
+        let number = match value {
+            None => key.and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| self.brokers.remove(k)),
+            Some(_) => match decode::<BrokerRecord>(value) {
+                Ok(r) => Some(self.brokers.apply(&r)),
+                Err(e) => return dlq(out, &self.metrics, at, key, value, "process.decode", e.0, e.1),
+            },
+        };
+        let Some(number) = number else { return };
+        for part in self.parts.values_mut() {
+            let ids: Vec<String> = part
+                .by_broker
+                .get(&number)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| part.state.clusters.of.get(k).cloned())
+                .collect();
+            part.dirty.extend(ids);
+            let version = version(part, self.brokers_next);
+            flush(part, &self.brokers, version, self.cfg.merge_threshold, out, &self.metrics);
+        }
+    }
+
+    /// Ends a partition's catch-up: publishes every canonical listing whose content differs from `held`
+    /// (what `listings.v1` holds for this partition, by canonical id) and a tombstone for every id held
+    /// that no longer exists. Returns how many records it produced.
+    pub fn reconcile(&mut self, partition: i32, held: BTreeMap<String, [u8; 16]>, out: &mut Vec<Output>) -> usize {
+        let Some(part) = self.parts.get_mut(&partition) else { return 0 };
+        part.catching_up = false;
+        part.state.published = held;
+        part.dirty = part.state.clusters.members.keys().cloned().collect();
+        part.ended = part
+            .state
+            .published
+            .keys()
+            .filter(|id| !part.state.clusters.members.contains_key(*id))
+            .cloned()
+            .collect();
+        let before = out.len();
+        let version = version(part, self.brokers_next);
+        flush(part, &self.brokers, version, self.cfg.merge_threshold, out, &self.metrics);
+        out.len() - before
+    }
+
+    /// The canonical listings of a partition, built now (for `state dump` and the hash).
+    pub fn canonical(&self, partition: i32) -> Vec<CanonicalListing> {
+        let Some(part) = self.parts.get(&partition) else { return Vec::new() };
+        let version = version(part, self.brokers_next);
+        part.state
+            .clusters
+            .members
+            .keys()
+            .filter_map(|id| view(part, &self.brokers, id, version, self.cfg.merge_threshold))
+            .collect()
+    }
+}
+
+/// The parts of a source state that show in the canonical listing (not `last_seen`, which moves on
+/// every sighting: an unchanged listing must not be republished).
+fn view_key(s: &SourceState) -> (u64, i64, bool, Vec<(i64, u32, u32, Option<u64>)>) {
+    (
+        s.content_digest,
+        s.first_seen,
+        s.alive,
+        s.history.iter().map(|r| (r.from, r.deposit, r.rent, r.fee.map(f64::to_bits))).collect(),
+    )
+}
+
+fn version(part: &Part, brokers_next: i64) -> Version {
+    Version {
+        partition: part.state.partition,
+        clock: part.state.observed_next + part.state.sweeps_next + brokers_next,
+        observed: part.state.observed_next,
+        sweeps: part.state.sweeps_next,
+        brokers: brokers_next,
+    }
+}
+
+fn relink(part: &mut Part, key: &SourceKey, threshold: f64, metrics: &Metrics) {
+    let sources = &part.state.sources;
+    let live = |k: &SourceKey| sources.get(k).filter(|s| s.alive).map(|s| (&s.listing, s.first_seen));
+    let listing = live(key).map(|(l, _)| l);
+    let mut touched = Touched::default();
+    part.state.clusters.update(key, listing, &live, threshold, &mut touched);
+    metrics.merges.fetch_add(touched.merges, std::sync::atomic::Ordering::Relaxed);
+    metrics.splits.fetch_add(touched.splits, std::sync::atomic::Ordering::Relaxed);
+    part.dirty.extend(touched.live);
+    part.ended.extend(touched.ended);
+}
+
+fn view(part: &Part, brokers: &BrokerTable, id: &str, version: Version, threshold: f64) -> Option<CanonicalListing> {
+    let keys = part.state.clusters.members.get(id)?;
+    let members: Vec<(&SourceKey, &SourceState)> =
+        keys.iter().filter_map(|k| part.state.sources.get(k).map(|s| (k, s))).collect();
+    if members.is_empty() {
+        return None;
+    }
+    let verdicts: Vec<Verification> = members
+        .iter()
+        .filter(|m| m.1.listing.broker.is_some())
+        .map(|m| brokers.verify(m.1.listing.broker.as_ref()))
+        .collect();
+    let verdict = verdicts
+        .iter()
+        .find(|v| v.verified())
+        .or(verdicts.first())
+        .cloned()
+        .unwrap_or_else(|| brokers.verify(None));
+    let links = part
+        .state
+        .clusters
+        .links(id)
+        .into_iter()
+        .map(|(a, b, e)| Link { a: a.to_string(), b: b.to_string(), evidence: e.clone() })
+        .collect();
+    Some(publish::build(id, &members, links, threshold, verdict, version))
+}
+
+/// Publishes the dirty canonical listings whose content changed, and tombstones for ended ones.
+fn flush(part: &mut Part, brokers: &BrokerTable, version: Version, threshold: f64, out: &mut Vec<Output>, metrics: &Metrics) {
+    if part.catching_up {
+        return;
+    }
+    for id in std::mem::take(&mut part.ended) {
+        if part.state.clusters.members.contains_key(&id) {
+            part.dirty.insert(id);
+        } else if part.state.published.remove(&id).is_some() {
+            metrics.published("tombstone");
+            out.push(Output::Listing { key: id, value: None });
+        }
+    }
+    for id in std::mem::take(&mut part.dirty) {
+        let Some(listing) = view(part, brokers, &id, version, threshold) else {
+            if part.state.published.remove(&id).is_some() {
+                metrics.published("tombstone");
+                out.push(Output::Listing { key: id, value: None });
+            }
+            continue;
+        };
+        let hash = listing.content_hash();
+        if part.state.published.get(&id) == Some(&hash) {
+            metrics.published("suppressed");
+            continue;
+        }
+        part.state.published.insert(id.clone(), hash);
+        metrics.published("upsert");
+        out.push(Output::Listing { key: id, value: serde_json::to_vec(&listing).ok() });
+    }
+}
+
+fn digest_of(l: &super::model::SourceListing) -> u64 {
+    let bytes = postcard::to_allocvec(l).unwrap_or_default();
+    let d = Sha256::digest(&bytes);
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// (reason, detail) of an input that cannot be read.
+struct Undecodable(&'static str, String);
+
+fn decode<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<T, Undecodable> {
+    let bytes = value.ok_or_else(|| Undecodable("empty_value", "the record has no value".into()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| Undecodable("malformed_json", e.to_string()))?;
+    serde_json::from_value(json).map_err(|e| Undecodable("schema_mismatch", e.to_string()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dlq(
+    out: &mut Vec<Output>,
+    metrics: &Metrics,
+    at: Position<'_>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    stage: &str,
+    reason: &str,
+    error: String,
+) {
+    metrics.dlq(reason);
+    let value = value.map_or(serde_json::Value::Null, |v| {
+        serde_json::from_slice(v).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))
+    });
+    out.push(Output::Dlq(Box::new(DlqEvent {
+        schema: DLQ_SCHEMA.into(),
+        stage: stage.into(),
+        reason: reason.into(),
+        error,
+        topic: Some(at.topic.to_string()),
+        partition: Some(at.partition),
+        offset: Some(at.offset),
+        key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+        value,
+        rejected_at: crate::topics::envelope::now(),
+    })));
+}

@@ -1,0 +1,340 @@
+//! resolve: the same flat listed on Zigbang and Dabang (or twice on one site) becomes one canonical
+//! listing.
+//!
+//! Blocking: only live listings of the same region and 법정동 whose areas lie within
+//! [`MAX_AREA_GAP`] m² of each other are compared (an ordered index on area makes that a range scan).
+//! Two listings are linked when the weighted [`Evidence`] clears the threshold after hard gates
+//! (floor, layout, lease, distance within both platforms' jitter, broker numbers that disagree). A
+//! canonical listing is a connected component of links, so the clustering is a function of the current
+//! listings alone: a change that weakens a link splits the component again, and replaying in any order
+//! gives the same clusters. The canonical id is derived from the component's founder — the member first
+//! seen (ties by key) — so it is stable while that member stays and identical on every replay.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::model::{SourceKey, SourceListing};
+
+/// Listings whose areas differ by more than this (m²) are never the same flat.
+pub const MAX_AREA_GAP: f64 = 1.0;
+
+/// Why two source listings were judged the same flat: each component in 0..=1 and the weighted score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Distance between the two positions, metres (None when one has no coordinates).
+    pub distance_m: Option<f64>,
+    /// |area difference|, m².
+    pub area_gap_m2: f64,
+    /// Component scores.
+    pub distance: f64,
+    /// Area agreement.
+    pub area: f64,
+    /// Deposit and rent agreement.
+    pub price: f64,
+    /// 관리비 agreement (0.5 when one is unknown).
+    pub fee: f64,
+    /// Floor agreement (1 exact, 0.5 level vs band).
+    pub floor: f64,
+    /// Broker agreement (0.5 when one is unnamed).
+    pub broker: f64,
+    /// Title token overlap (Jaccard of character bigrams).
+    pub title: f64,
+    /// Weighted total.
+    pub score: f64,
+}
+
+/// The weights of the evidence (sum 1).
+const WEIGHTS: [(&str, f64); 7] = [
+    ("area", 0.26),
+    ("price", 0.24),
+    ("distance", 0.2),
+    ("fee", 0.1),
+    ("floor", 0.1),
+    ("broker", 0.06),
+    ("title", 0.04),
+];
+
+/// Weighs the evidence that `a` and `b` are the same flat; `None` when a hard gate rules it out.
+pub fn evidence(a: &SourceListing, b: &SourceListing) -> Option<Evidence> {
+    if a.region_code != b.region_code || a.lease != b.lease {
+        return None;
+    }
+    if let (Some(x), Some(y)) = (&a.dong, &b.dong)
+        && x != y
+    {
+        return None;
+    }
+    if !a.floor.compatible(b.floor) {
+        return None;
+    }
+    if let (Some(x), Some(y)) = (a.layout.rooms(), b.layout.rooms())
+        && x != y
+    {
+        return None;
+    }
+    let area_gap = (a.area_m2? - b.area_m2?).abs();
+    if area_gap > MAX_AREA_GAP {
+        return None;
+    }
+    let (distance_m, distance) = match (&a.location, &b.location) {
+        (Some(x), Some(y)) => {
+            let d = x.distance_m(y);
+            let tol = x.precision.tolerance_m() + y.precision.tolerance_m();
+            if d > tol {
+                return None;
+            }
+            (Some(d), 1.0 - 0.5 * d / tol)
+        }
+        _ => (None, 0.5),
+    };
+    let broker = match (&a.broker, &b.broker) {
+        (Some(x), Some(y)) if x.registration_number == y.registration_number => 1.0,
+        (Some(_), Some(_)) => return None,
+        _ => 0.5,
+    };
+    let area = if area_gap <= 0.05 {
+        1.0
+    } else if area_gap <= 0.3 {
+        0.6
+    } else {
+        0.2
+    };
+    let price = if a.deposit == b.deposit && a.rent == b.rent {
+        1.0
+    } else if near(a.deposit, b.deposit, 0.25) && near(a.rent, b.rent, 0.12) {
+        // A price change that one platform shows a day later.
+        0.5
+    } else {
+        0.0
+    };
+    let fee = match (a.fee, b.fee) {
+        (Some(x), Some(y)) if (x - y).abs() <= 0.15 => 1.0,
+        (Some(x), Some(y)) if (x - y).abs() <= 1.0 => 0.5,
+        (Some(_), Some(_)) => 0.0,
+        _ => 0.5,
+    };
+    let floor = if a.floor == b.floor { 1.0 } else { 0.5 };
+    let title = jaccard(&a.title, &b.title);
+    let parts = [area, price, distance, fee, floor, broker, title];
+    let score = parts.iter().zip(WEIGHTS).map(|(p, (_, w))| p * w).sum::<f64>();
+    Some(Evidence {
+        distance_m: distance_m.map(|d| (d * 10.0).round() / 10.0),
+        area_gap_m2: (area_gap * 100.0).round() / 100.0,
+        distance: round3(distance),
+        area,
+        price,
+        fee,
+        floor,
+        broker,
+        title: round3(title),
+        score: round3(score),
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn near(a: u32, b: u32, rel: f64) -> bool {
+    let (a, b) = (f64::from(a), f64::from(b));
+    (a - b).abs() <= rel * a.max(b).max(1.0)
+}
+
+fn jaccard(a: &str, b: &str) -> f64 {
+    let grams = |s: &str| -> BTreeSet<(char, char)> {
+        let cs: Vec<char> = s.chars().filter(|c| c.is_alphanumeric()).collect();
+        cs.windows(2).map(|w| (w[0], w[1])).collect()
+    };
+    let (x, y) = (grams(a), grams(b));
+    if x.is_empty() || y.is_empty() {
+        return 0.0;
+    }
+    x.intersection(&y).count() as f64 / x.union(&y).count() as f64
+}
+
+/// The canonical id of a component founded by `founder`: `L` and 16 hex digits of its key's SHA-256.
+pub fn canonical_id(founder: &SourceKey) -> String {
+    let digest = Sha256::digest(founder.to_string().as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("L{hex}")
+}
+
+/// Blocking key: region and 법정동.
+type Block = (String, String);
+
+/// The clustering of one partition's live source listings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clusters {
+    /// (block, area in 1/100 m², key) of every live listing with an area: the candidate index.
+    index: BTreeSet<(Block, i64, SourceKey)>,
+    /// Where each indexed listing sits in `index`.
+    placed: BTreeMap<SourceKey, (Block, i64)>,
+    /// Links, both directions.
+    edges: BTreeMap<SourceKey, BTreeMap<SourceKey, Evidence>>,
+    /// Source listing → canonical id.
+    pub of: BTreeMap<SourceKey, String>,
+    /// Canonical id → members.
+    pub members: BTreeMap<String, BTreeSet<SourceKey>>,
+}
+
+/// What a call to [`Clusters::update`] changed.
+#[derive(Debug, Default)]
+pub struct Touched {
+    /// Canonical ids whose members or evidence may have changed (they exist now).
+    pub live: BTreeSet<String>,
+    /// Canonical ids that no longer exist.
+    pub ended: BTreeSet<String>,
+    /// Components that split.
+    pub splits: u64,
+    /// Components that merged.
+    pub merges: u64,
+}
+
+impl Clusters {
+    /// Re-links `key` after its listing changed (`listing` None: it is no longer live) and recomputes
+    /// the components around it. `first_seen` and `lookup` give the other listings' data.
+    pub fn update<'a>(
+        &mut self,
+        key: &SourceKey,
+        listing: Option<&SourceListing>,
+        lookup: &dyn Fn(&SourceKey) -> Option<(&'a SourceListing, i64)>,
+        threshold: f64,
+        touched: &mut Touched,
+    ) {
+        // Unlink.
+        let mut affected: BTreeSet<SourceKey> = BTreeSet::new();
+        affected.insert(key.clone());
+        if let Some(old) = self.edges.remove(key) {
+            for other in old.keys() {
+                if let Some(e) = self.edges.get_mut(other) {
+                    e.remove(key);
+                    if e.is_empty() {
+                        self.edges.remove(other);
+                    }
+                }
+                affected.insert(other.clone());
+            }
+        }
+        if let Some((block, area)) = self.placed.remove(key) {
+            self.index.remove(&(block, area, key.clone()));
+        }
+        let old_components: BTreeSet<String> =
+            affected.iter().filter_map(|k| self.of.get(k).cloned()).collect();
+        // Re-link.
+        if let Some(l) = listing {
+            if let Some(a) = l.area_m2 {
+                let block: Block = (l.region_code.clone(), l.dong.clone().unwrap_or_default());
+                let centi = (a * 100.0).round() as i64;
+                let gap = (MAX_AREA_GAP * 100.0) as i64;
+                let lo = (block.clone(), centi - gap, min_key());
+                let hi = (block.clone(), centi + gap + 1, min_key());
+                let candidates: Vec<SourceKey> =
+                    self.index.range(lo..hi).map(|(_, _, k)| k.clone()).collect();
+                for other in candidates {
+                    let Some((ol, _)) = lookup(&other) else { continue };
+                    if let Some(ev) = evidence(l, ol).filter(|e| e.score >= threshold) {
+                        self.edges.entry(key.clone()).or_default().insert(other.clone(), ev.clone());
+                        self.edges.entry(other.clone()).or_default().insert(key.clone(), ev);
+                        affected.insert(other);
+                    }
+                }
+                self.index.insert((block.clone(), centi, key.clone()));
+                self.placed.insert(key.clone(), (block, centi));
+            }
+        }
+        // Recompute the components that contain an affected listing.
+        let mut seen: BTreeSet<SourceKey> = BTreeSet::new();
+        let mut new_components = 0u64;
+        for start in &affected {
+            if seen.contains(start) {
+                continue;
+            }
+            let live = start == key && listing.is_some() || start != key && lookup(start).is_some();
+            if !live {
+                seen.insert(start.clone());
+                continue;
+            }
+            let mut component = BTreeSet::new();
+            let mut stack = vec![start.clone()];
+            while let Some(k) = stack.pop() {
+                if !component.insert(k.clone()) {
+                    continue;
+                }
+                if let Some(e) = self.edges.get(&k) {
+                    stack.extend(e.keys().filter(|n| !component.contains(*n)).cloned());
+                }
+            }
+            let founder = component
+                .iter()
+                .min_by_key(|k| (lookup(k).map_or(i64::MAX, |(_, first)| first), (*k).clone()))
+                .cloned()
+                .unwrap_or_else(|| start.clone());
+            let id = canonical_id(&founder);
+            let previous: BTreeSet<&String> = component.iter().filter_map(|k| self.of.get(k)).collect();
+            if previous.len() > 1 {
+                touched.merges += 1;
+            }
+            for k in &component {
+                self.of.insert(k.clone(), id.clone());
+            }
+            self.members.insert(id.clone(), component.clone());
+            seen.extend(component);
+            touched.live.insert(id);
+            new_components += 1;
+        }
+        if listing.is_none() {
+            self.of.remove(key);
+        }
+        // Old components: drop the ids no listing points to any more, trim the rest.
+        for id in old_components {
+            let still: BTreeSet<SourceKey> = self
+                .members
+                .get(&id)
+                .map(|m| m.iter().filter(|k| self.of.get(*k) == Some(&id)).cloned().collect())
+                .unwrap_or_default();
+            if still.is_empty() {
+                self.members.remove(&id);
+                if !touched.live.contains(&id) {
+                    touched.ended.insert(id);
+                }
+            } else {
+                self.members.insert(id.clone(), still);
+                touched.live.insert(id);
+            }
+        }
+        if new_components > 1 {
+            touched.splits += new_components - 1;
+        }
+    }
+
+    /// The links among a component's members (each once).
+    pub fn links(&self, id: &str) -> Vec<(&SourceKey, &SourceKey, &Evidence)> {
+        let Some(members) = self.members.get(id) else { return Vec::new() };
+        let mut out = Vec::new();
+        for a in members {
+            if let Some(e) = self.edges.get(a) {
+                out.extend(e.iter().filter(|(b, _)| a < *b).map(|(b, ev)| (a, b, ev)));
+            }
+        }
+        out
+    }
+
+    /// Rebuilds nothing but checks that every live member has a component: for tests.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether there are no canonical listings.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+fn min_key() -> SourceKey {
+    SourceKey {
+        platform: crate::topics::envelope::Platform::Zigbang,
+        id: String::new(),
+    }
+}

@@ -1,0 +1,555 @@
+//! The processor on Kafka: one consumer group over `observed.v1` and `sweeps.v1`, the registry read
+//! whole, checkpoints in the object store, output to `listings.v1` and `dlq.v1`.
+//!
+//! Life of a partition p (p of both input topics: they share keys and partition counts, and the group
+//! uses the `range` assignor, so one instance gets p of both — Kafka Streams' co-partitioning):
+//! 1. **assign**: restore p's checkpoint (or start empty) and seek both topics to its positions; p is
+//!    *catching up*, publishing nothing, until it has read to the end offsets seen at assignment;
+//! 2. **reconcile**: read the registry to its end, learn what `listings.v1` holds for p (the checkpoint's
+//!    map plus what was published after it, which a crashed owner may have left), and publish only the
+//!    difference — so a restart or a replay touches only the rows whose content changed, and every
+//!    record it publishes carries a larger input clock than anything published for p before;
+//! 3. **run**: each input is applied and the canonical listings whose content changed are published;
+//!    every `checkpoint_interval` (or `checkpoint_events` inputs) the producer is flushed and
+//!    acknowledged, then p's state is written with its positions;
+//! 4. **revoke**: flush, checkpoint, let go.
+//!
+//! Positions live in the checkpoints, not in committed group offsets: a checkpoint is the only
+//! statement of "this state reflects inputs up to here", so it is also where the reading resumes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+
+use super::checkpoint::{Checkpoint, CheckpointStore};
+use super::engine::{Engine, EngineConfig, Output, Part, PartitionState, Position};
+use super::metrics::Metrics;
+use super::publish::CanonicalListing;
+use crate::config::Config;
+use crate::kafka::{EventSink, KafkaSink, client_config};
+use crate::topics::TopicKind;
+
+/// How `roomstream process` / `replay` run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop once every owned input partition is read to its end and checkpointed.
+    pub exit_when_idle: bool,
+    /// Rebuild from the earliest offsets under a fresh group, ignoring (and then replacing) the
+    /// checkpoints, and publish only what differs from `listings.v1`.
+    pub replay: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Inputs applied.
+    pub inputs: u64,
+    /// Records published to `listings.v1` (upserts and tombstones).
+    pub published: u64,
+    /// Events sent to the DLQ.
+    pub dlq: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Bytes of the last checkpoint of every partition, summed.
+    pub checkpoint_bytes: u64,
+    /// Partitions owned at the end.
+    pub partitions: Vec<i32>,
+}
+
+/// Errors that stop the processor.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Kafka.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// Producing.
+    #[error(transparent)]
+    Produce(#[from] crate::kafka::ProduceError),
+    /// Checkpoints.
+    #[error(transparent)]
+    Checkpoint(#[from] super::checkpoint::CheckpointError),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Topic names of one namespace.
+#[derive(Debug, Clone)]
+struct Names {
+    observed: String,
+    sweeps: String,
+    brokers: String,
+    listings: String,
+}
+
+/// What the rebalance callback and the loop share.
+struct Shared {
+    engine: Engine,
+    producer: KafkaSink,
+    store: CheckpointStore,
+    handle: Handle,
+    names: Names,
+    cfg: Config,
+    replay: bool,
+    /// Partition → (observed end, sweeps end) to reach before reconciling.
+    targets: BTreeMap<i32, (i64, i64)>,
+    /// Partition → `listings.v1` next offsets its checkpoint recorded (None: read from the start).
+    listings_from: BTreeMap<i32, Option<Vec<i64>>>,
+    summary: RunSummary,
+    last_bytes: BTreeMap<i32, u64>,
+    error: Option<String>,
+    /// A plain client for end offsets: librdkafka's watermark query on the group consumer itself can
+    /// stall behind its fetch queue, so it is never asked.
+    probe: BaseConsumer,
+}
+
+struct ProcessContext {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl ClientContext for ProcessContext {}
+
+impl ConsumerContext for ProcessContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let mut shared = lock(&self.shared);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                match shared.assign(&partitions) {
+                    Ok(positions) => {
+                        if let Err(e) = consumer.assign(&positions) {
+                            shared.error = Some(format!("cannot assign {partitions:?}: {e}"));
+                        }
+                    }
+                    Err(e) => shared.error = Some(format!("cannot restore {partitions:?}: {e}")),
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions: Vec<i32> = shared.engine.parts.keys().copied().collect();
+                if let Err(e) = shared.checkpoint(&partitions) {
+                    shared.error = Some(format!("cannot checkpoint on revoke: {e}"));
+                }
+                shared.engine.parts.clear();
+                shared.targets.clear();
+                shared.engine.metrics.clear_lag();
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!("unassign: {e}");
+                }
+            }
+            other => tracing::warn!("rebalance error: {other:?}"),
+        }
+    }
+}
+
+fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Restores the assigned partitions and returns where to read each input from.
+    fn assign(&mut self, partitions: &BTreeSet<i32>) -> Result<TopicPartitionList, ProcessError> {
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            let ckpt = if self.replay { None } else { self.handle.block_on(self.store.load(p))? };
+            let (state, listings_from) = match ckpt {
+                Some(c) => (c.state, Some(c.listings_next)),
+                None => (PartitionState { partition: p, ..PartitionState::default() }, None),
+            };
+            tpl.add_partition_offset(&self.names.observed, p, Offset::Offset(state.observed_next))?;
+            tpl.add_partition_offset(&self.names.sweeps, p, Offset::Offset(state.sweeps_next))?;
+            let timeout = Duration::from_secs(10);
+            let (_, obs_end) = self.probe.fetch_watermarks(&self.names.observed, p, timeout)?;
+            let (_, sweeps_end) = self.probe.fetch_watermarks(&self.names.sweeps, p, timeout)?;
+            tracing::info!(
+                partition = p,
+                from_observed = state.observed_next,
+                from_sweeps = state.sweeps_next,
+                obs_end,
+                sweeps_end,
+                sources = state.sources.len(),
+                "assigned"
+            );
+            self.targets.insert(p, (obs_end, sweeps_end));
+            self.listings_from.insert(p, listings_from);
+            self.engine.parts.insert(p, Part::new(state, true));
+        }
+        Ok(tpl)
+    }
+
+    /// Flushes the producer and writes the checkpoints of the given partitions (those not catching up:
+    /// a partition still catching up keeps its previous checkpoint, which is what `listings.v1` was
+    /// last reconciled with).
+    fn checkpoint(&mut self, partitions: &[i32]) -> Result<(), ProcessError> {
+        let ready: Vec<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| self.engine.parts.get(p).is_some_and(|part| !part.catching_up))
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        self.producer.finish()?;
+        let listings_next = self.listings_ends()?;
+        for p in ready {
+            let Some(part) = self.engine.parts.get(&p) else { continue };
+            let ckpt = Checkpoint {
+                state: part.state.clone(),
+                listings_next: listings_next.clone(),
+                brokers_next: self.engine.brokers_next,
+            };
+            let bytes = self.handle.block_on(self.store.save(&ckpt))?;
+            self.last_bytes.insert(p, bytes as u64);
+            self.summary.checkpoints += 1;
+        }
+        self.summary.checkpoint_bytes = self.last_bytes.values().sum();
+        self.engine.metrics.checkpointed();
+        Ok(())
+    }
+
+    fn listings_ends(&self) -> Result<Vec<i64>, ProcessError> {
+        let consumer = &self.probe;
+        let partitions = TopicKind::Listings.def().partitions;
+        (0..partitions)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(&self.names.listings, p, Duration::from_secs(10))
+                    .map(|(_, hi)| hi)
+                    .map_err(ProcessError::from)
+            })
+            .collect()
+    }
+
+    /// Produces the engine's outputs.
+    fn emit(&mut self, outputs: Vec<Output>) -> Result<(), ProcessError> {
+        for o in outputs {
+            match o {
+                Output::Listing { key, value } => {
+                    self.summary.published += 1;
+                    match value {
+                        Some(v) => self.producer.send(TopicKind::Listings, &key, &v)?,
+                        None => self.producer.tombstone(TopicKind::Listings, &key)?,
+                    }
+                }
+                Output::Dlq(event) => {
+                    self.summary.dlq += 1;
+                    // A replay re-reads events the DLQ already holds: count them, do not send twice.
+                    if !self.replay {
+                        let bytes = serde_json::to_vec(&event).unwrap_or_default();
+                        self.producer.send(TopicKind::Dlq, event.key.as_deref().unwrap_or(""), &bytes)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the processor until stopped (or idle, with `exit_when_idle`).
+pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: Arc<Metrics>, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<RunSummary, ProcessError> {
+    let handle = Handle::current();
+    let ns = &cfg.kafka.namespace;
+    let names = Names {
+        observed: TopicKind::Observed.name(ns),
+        sweeps: TopicKind::Sweeps.name(ns),
+        brokers: TopicKind::Brokers.name(ns),
+        listings: TopicKind::Listings.name(ns),
+    };
+    let store = CheckpointStore::open(&cfg.store, ns)?;
+    if opts.replay {
+        handle.block_on(store.clear(TopicKind::Observed.def().partitions))?;
+    }
+    let mut engine = Engine::new(engine_cfg, metrics.clone());
+    // The registry first, read to its end, so that the first listings are verified against it.
+    let brokers = registry_consumer(cfg, &names.brokers)?;
+    let probe: BaseConsumer = client_config(&cfg.kafka).create()?;
+    read_registry(&brokers, &probe, &names.brokers, &mut engine, true)?;
+    tracing::info!(people = engine.brokers.len(), "broker registry loaded");
+
+    let group = if opts.replay {
+        format!("{ns}.replay-{}", time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+    } else {
+        format!("{ns}.process")
+    };
+    let shared = Arc::new(Mutex::new(Shared {
+        engine,
+        producer: KafkaSink::new(&cfg.kafka)?,
+        store,
+        handle: handle.clone(),
+        names: names.clone(),
+        cfg: cfg.clone(),
+        replay: opts.replay,
+        targets: BTreeMap::new(),
+        listings_from: BTreeMap::new(),
+        summary: RunSummary::default(),
+        last_bytes: BTreeMap::new(),
+        error: None,
+        probe,
+    }));
+    let consumer: BaseConsumer<ProcessContext> = client_config(&cfg.kafka)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "600000")
+        .set("fetch.wait.max.ms", "100")
+        .create_with_context(ProcessContext { shared: shared.clone() })?;
+    consumer.subscribe(&[&names.observed, &names.sweeps])?;
+
+    let bar = opts.progress.then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} inputs ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(if opts.replay { "replay" } else { "process" });
+        b
+    });
+    let every = cfg.process.checkpoint_interval;
+    let mut last_checkpoint = Instant::now();
+    let mut since_checkpoint = 0u64;
+    let mut last_idle_check = Instant::now();
+    let started = Instant::now();
+    loop {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        // 1. Inputs (the rebalance callback runs inside poll and takes the lock itself).
+        let msg = consumer.poll(Duration::from_millis(100));
+        {
+            let mut s = lock(&shared);
+            if let Some(e) = s.error.take() {
+                return Err(ProcessError::Other(e));
+            }
+            if let Some(msg) = msg {
+                let msg = msg?;
+                let at = Position { topic: msg.topic(), partition: msg.partition(), offset: msg.offset() };
+                let mut out = Vec::new();
+                if msg.topic() == names.observed {
+                    s.engine.observe(at, msg.key(), msg.payload(), &mut out);
+                } else {
+                    s.engine.sweep(at, msg.key(), msg.payload(), &mut out);
+                }
+                s.summary.inputs += 1;
+                since_checkpoint += 1;
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+                s.emit(out)?;
+            }
+            // 2. The registry, as it changes.
+            let s = &mut *s;
+            let mut out = Vec::new();
+            for _ in 0..1000 {
+                match brokers.poll(Duration::ZERO) {
+                    Some(Ok(m)) => s.engine.broker(
+                        Position { topic: m.topic(), partition: m.partition(), offset: m.offset() },
+                        m.key(),
+                        m.payload(),
+                        &mut out,
+                    ),
+                    Some(Err(e)) => tracing::warn!("registry consumer: {e}"),
+                    None => break,
+                }
+            }
+            s.emit(out)?;
+        }
+        // 3. Partitions that have caught up: reconcile with what listings.v1 holds.
+        let caught_up: Vec<i32> = {
+            let s = lock(&shared);
+            s.targets
+                .iter()
+                .filter(|(p, (o, w))| s.engine.parts.get(p).is_some_and(|part| part.catching_up && part.state.observed_next >= *o && part.state.sweeps_next >= *w))
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        if !caught_up.is_empty() {
+            let mut s = lock(&shared);
+            {
+                let s = &mut *s;
+                read_registry(&brokers, &s.probe, &names.brokers, &mut s.engine, false)?;
+            }
+            for p in caught_up {
+                let from = s.listings_from.get(&p).cloned().flatten();
+                let base = s.engine.parts.get(&p).map(|x| x.state.published.clone()).unwrap_or_default();
+                let held = held_listings(cfg, &names.listings, p, from, base)?;
+                let mut out = Vec::new();
+                let n = s.engine.reconcile(p, held, &mut out);
+                tracing::info!(partition = p, republished = n, "caught up and reconciled with listings.v1");
+                s.emit(out)?;
+                s.checkpoint(&[p])?;
+            }
+        }
+        // 4. Checkpoints.
+        if last_checkpoint.elapsed() >= every || since_checkpoint >= cfg.process.checkpoint_events {
+            let mut s = lock(&shared);
+            let parts: Vec<i32> = s.engine.parts.keys().copied().collect();
+            s.checkpoint(&parts)?;
+            last_checkpoint = Instant::now();
+            since_checkpoint = 0;
+        }
+        // 5. Lag, progress, and whether there is nothing left to do.
+        if last_idle_check.elapsed() >= Duration::from_millis(500) {
+            last_idle_check = Instant::now();
+            let (idle, lag_total) = {
+                let s = lock(&shared);
+                let probe = &s.probe;
+                let mut idle = !s.engine.parts.is_empty();
+                let mut total = 0i64;
+                for (p, part) in &s.engine.parts {
+                    let ends = (
+                        probe.fetch_watermarks(&names.observed, *p, Duration::from_secs(5)).map(|w| w.1),
+                        probe.fetch_watermarks(&names.sweeps, *p, Duration::from_secs(5)).map(|w| w.1),
+                    );
+                    let (Ok(o), Ok(w)) = ends else {
+                        idle = false;
+                        continue;
+                    };
+                    metrics.set_lag(&names.observed, *p, o - part.state.observed_next);
+                    metrics.set_lag(&names.sweeps, *p, w - part.state.sweeps_next);
+                    total += (o - part.state.observed_next).max(0) + (w - part.state.sweeps_next).max(0);
+                    idle &= !part.catching_up && part.state.observed_next >= o && part.state.sweeps_next >= w;
+                }
+                (idle, total)
+            };
+            if let Some(b) = &bar {
+                b.set_length(b.position() + lag_total.max(0) as u64);
+            }
+            if opts.exit_when_idle && idle {
+                break;
+            }
+            if opts.exit_when_idle && lock(&shared).engine.parts.is_empty() && started.elapsed() > Duration::from_secs(60) {
+                tracing::warn!("no partition was assigned within 60 s; exiting");
+                break;
+            }
+        }
+    }
+    let summary = {
+        let mut s = lock(&shared);
+        let parts: Vec<i32> = s.engine.parts.keys().copied().collect();
+        s.checkpoint(&parts)?;
+        // Keep the checkpoints: leaving the group must not write them again from an emptied engine.
+        s.summary.partitions = parts;
+        s.summary.clone()
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    consumer.unsubscribe();
+    drop(consumer);
+    Ok(summary)
+}
+
+fn registry_consumer(cfg: &Config, topic: &str) -> Result<BaseConsumer, ProcessError> {
+    let consumer: BaseConsumer = client_config(&cfg.kafka)
+        .set("group.id", format!("{}.registry", cfg.kafka.namespace))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let partitions = TopicKind::Brokers.def().partitions;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
+/// Reads the registry up to its current end (`initial`: from wherever the consumer is, logging).
+fn read_registry(consumer: &BaseConsumer, probe: &BaseConsumer, topic: &str, engine: &mut Engine, initial: bool) -> Result<(), ProcessError> {
+    let (_, end) = probe.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut out = Vec::new();
+    while engine.brokers_next < end {
+        if Instant::now() > deadline {
+            return Err(ProcessError::Other(format!("could not read {topic} to offset {end} within 120 s")));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => engine.broker(
+                Position { topic: m.topic(), partition: m.partition(), offset: m.offset() },
+                m.key(),
+                m.payload(),
+                &mut out,
+            ),
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    if initial && !out.is_empty() {
+        tracing::warn!(events = out.len(), "registry records rejected while loading");
+    }
+    // Outputs of the initial load are DLQ events only (no partition is owned yet); re-reading the
+    // registry after a catch-up is covered by the reconcile that follows.
+    Ok(())
+}
+
+/// What `listings.v1` holds for partition `p`: `base` (the checkpoint's map) updated by every record
+/// published for p after `from` (every record when `from` is None).
+fn held_listings(cfg: &Config, topic: &str, p: i32, from: Option<Vec<i64>>, mut base: BTreeMap<String, [u8; 16]>) -> Result<BTreeMap<String, [u8; 16]>, ProcessError> {
+    let consumer: BaseConsumer = client_config(&cfg.kafka)
+        .set("group.id", format!("{}.listings-reader", cfg.kafka.namespace))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let partitions = TopicKind::Listings.def().partitions;
+    if from.is_none() {
+        base.clear();
+    }
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for lp in 0..partitions {
+        let start = from.as_ref().and_then(|f| f.get(lp as usize).copied()).unwrap_or(0);
+        let (_, end) = consumer.fetch_watermarks(topic, lp, Duration::from_secs(10))?;
+        if start < end {
+            tpl.add_partition_offset(topic, lp, Offset::Offset(start))?;
+            ends.insert(lp, end);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(base);
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            return Err(ProcessError::Other(format!("could not read {topic} to its end within 300 s")));
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let m = m?;
+        if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(0) {
+            ends.remove(&m.partition());
+        }
+        let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
+        match m.payload() {
+            None => {
+                base.remove(key);
+            }
+            Some(v) => {
+                if let Ok(l) = serde_json::from_slice::<CanonicalListing>(v)
+                    && l.version.partition == p
+                {
+                    base.insert(key.to_string(), l.content_hash());
+                }
+            }
+        }
+    }
+    Ok(base)
+}
+
+/// Reads the whole registry into `engine` (for `state dump`, which verifies brokers as the processor
+/// would).
+pub fn load_registry(cfg: &Config, engine: &mut Engine) -> Result<(), ProcessError> {
+    let topic = TopicKind::Brokers.name(&cfg.kafka.namespace);
+    let consumer = registry_consumer(cfg, &topic)?;
+    let probe: BaseConsumer = client_config(&cfg.kafka).create()?;
+    read_registry(&consumer, &probe, &topic, engine, true)
+}
