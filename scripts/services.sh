@@ -93,7 +93,8 @@ up() {
 
   if ! port_open 9000; then
     log "starting s3s-fs on 127.0.0.1:9000 (data in $STATE/s3)"
-    mkdir -p "$STATE/s3"
+    # One folder per bucket: `roomstream`, the bucket of config/local.toml's `[store] url`.
+    mkdir -p "$STATE/s3/roomstream"
     s3s-fs --host 127.0.0.1 --port 9000 --access-key "$AWS_ACCESS_KEY_ID" \
       --secret-key "$AWS_SECRET_ACCESS_KEY" "$STATE/s3" </dev/null >"$STATE/s3s.log" 2>&1 &
     echo $! >"$STATE/s3s.pid"

@@ -23,6 +23,6 @@ status=${PIPESTATUS[0]}
 set -e
 echo
 echo "== roomstream test summary =="
-grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|events/s" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
+grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|real fixtures:|events/s" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
 echo "exit status: $status; wall time: $(( $(date +%s) - start )) s"
 exit "$status"

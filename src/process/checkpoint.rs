@@ -23,9 +23,10 @@ pub const FORMAT: u32 = 1;
 pub struct Checkpoint {
     /// The partition's state, with its input positions.
     pub state: PartitionState,
-    /// Next offsets of each `listings.v1` partition when it was written: a restore reads what was
-    /// published after them to learn what the topic holds.
-    pub listings_next: Vec<i64>,
+    /// Next offsets of each `listings.v1` partition up to which `state.published` says what the topic
+    /// holds: a restore reads what was published after them. `None` when the partition has not been
+    /// reconciled with the topic yet (a first run still catching up): the restore reads it whole.
+    pub listings_next: Option<Vec<i64>>,
     /// Next offset of `brokers.v1` the state reflects.
     pub brokers_next: i64,
 }

@@ -171,11 +171,13 @@ pub fn rfc3339(t: i64) -> String {
 }
 
 /// The member whose fields lead: Zigbang v3 (exact position, broker, facilities), then any Zigbang,
-/// then the one updated last; ties by key.
+/// then the first seen; ties by key. Only what is part of the published content may decide (not the
+/// time of the last sighting, which moves on every unchanged observation), or the choice could change
+/// without the listing being republished.
 fn rank(s: &SourceState) -> (u8, u8, i64) {
     let v3 = u8::from(s.listing.format != "zigbang.v3.item");
     let zig = u8::from(s.listing.key.platform != Platform::Zigbang);
-    (v3, zig, -s.content_at)
+    (v3, zig, s.first_seen)
 }
 
 /// Builds the canonical listing from its live members (at least one), their links and the verdict.

@@ -220,8 +220,6 @@ impl Clusters {
         if let Some((block, area)) = self.placed.remove(key) {
             self.index.remove(&(block, area, key.clone()));
         }
-        let old_components: BTreeSet<String> =
-            affected.iter().filter_map(|k| self.of.get(k).cloned()).collect();
         // Re-link.
         if let Some(l) = listing {
             if let Some(a) = l.area_m2 {
@@ -244,6 +242,10 @@ impl Clusters {
                 self.placed.insert(key.clone(), (block, centi));
             }
         }
+        // The components the affected listings were in (old neighbours' and new neighbours' alike): each
+        // is recomputed below, or ends.
+        let old_components: BTreeSet<String> =
+            affected.iter().filter_map(|k| self.of.get(k).cloned()).collect();
         // Recompute the components that contain an affected listing.
         let mut seen: BTreeSet<SourceKey> = BTreeSet::new();
         let mut new_components = 0u64;

@@ -98,7 +98,6 @@ struct Shared {
     store: CheckpointStore,
     handle: Handle,
     names: Names,
-    cfg: Config,
     replay: bool,
     /// Partition → (observed end, sweeps end) to reach before reconciling.
     targets: BTreeMap<i32, (i64, i64)>,
@@ -161,7 +160,7 @@ impl Shared {
         for &p in partitions {
             let ckpt = if self.replay { None } else { self.handle.block_on(self.store.load(p))? };
             let (state, listings_from) = match ckpt {
-                Some(c) => (c.state, Some(c.listings_next)),
+                Some(c) => (c.state, c.listings_next),
                 None => (PartitionState { partition: p, ..PartitionState::default() }, None),
             };
             tpl.add_partition_offset(&self.names.observed, p, Offset::Offset(state.observed_next))?;
@@ -185,25 +184,27 @@ impl Shared {
         Ok(tpl)
     }
 
-    /// Flushes the producer and writes the checkpoints of the given partitions (those not catching up:
-    /// a partition still catching up keeps its previous checkpoint, which is what `listings.v1` was
-    /// last reconciled with).
+    /// Flushes the producer and writes the checkpoints of the given partitions. A partition still
+    /// catching up has published nothing since its restore, so its checkpoint keeps the `listings.v1`
+    /// positions it was restored with: a restore from it reconciles against the same records.
     fn checkpoint(&mut self, partitions: &[i32]) -> Result<(), ProcessError> {
-        let ready: Vec<i32> = partitions
-            .iter()
-            .copied()
-            .filter(|p| self.engine.parts.get(p).is_some_and(|part| !part.catching_up))
-            .collect();
-        if ready.is_empty() {
+        let owned: Vec<i32> = partitions.iter().copied().filter(|p| self.engine.parts.contains_key(p)).collect();
+        if owned.is_empty() {
             return Ok(());
         }
-        self.producer.finish()?;
-        let listings_next = self.listings_ends()?;
-        for p in ready {
+        let live = owned.iter().any(|p| self.engine.parts.get(p).is_some_and(|part| !part.catching_up));
+        let ends = if live {
+            self.producer.finish()?;
+            Some(self.listings_ends()?)
+        } else {
+            None
+        };
+        for p in owned {
             let Some(part) = self.engine.parts.get(&p) else { continue };
+            let listings_next = if part.catching_up { self.listings_from.get(&p).cloned().flatten() } else { ends.clone() };
             let ckpt = Checkpoint {
                 state: part.state.clone(),
-                listings_next: listings_next.clone(),
+                listings_next,
                 brokers_next: self.engine.brokers_next,
             };
             let bytes = self.handle.block_on(self.store.save(&ckpt))?;
@@ -285,7 +286,6 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
         store,
         handle: handle.clone(),
         names: names.clone(),
-        cfg: cfg.clone(),
         replay: opts.replay,
         targets: BTreeMap::new(),
         listings_from: BTreeMap::new(),
@@ -387,6 +387,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
                 let n = s.engine.reconcile(p, held, &mut out);
                 tracing::info!(partition = p, republished = n, "caught up and reconciled with listings.v1");
                 s.emit(out)?;
+                s.listings_from.remove(&p);
                 s.checkpoint(&[p])?;
             }
         }

@@ -12,4 +12,5 @@ mod crawl_fixtures;
 mod crawl_synthetic;
 mod crawl_vworld;
 mod crawl_zigbang;
+mod process;
 mod topics;

@@ -20,6 +20,8 @@ use roomstream::topics::{TopicKind, admin};
 pub struct TestEnv {
     /// The configuration every component of this test uses.
     pub cfg: Config,
+    /// The `ROOMSTREAM_*` variables that made it (namespace and overrides), passed to the binary.
+    pub vars: Vec<(String, String)>,
 }
 
 /// One record as read back: partition, key, value.
@@ -40,10 +42,9 @@ impl Record {
 /// and every topic applied.
 pub async fn spawn_env(extra: &[(&str, &str, &str)]) -> TestEnv {
     let namespace = format!("rs_{}", uuid::Uuid::now_v7().simple());
-    let mut vars: Vec<(String, String)> = std::env::vars().collect();
-    vars.push(("ROOMSTREAM_KAFKA_NAMESPACE".into(), namespace));
+    let mut own: Vec<(String, String)> = vec![("ROOMSTREAM_KAFKA_NAMESPACE".into(), namespace)];
     for (section, key, value) in extra {
-        vars.push((
+        own.push((
             format!(
                 "ROOMSTREAM_{}_{}",
                 section.to_uppercase(),
@@ -52,11 +53,13 @@ pub async fn spawn_env(extra: &[(&str, &str, &str)]) -> TestEnv {
             value.to_string(),
         ));
     }
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    vars.extend(own.iter().cloned());
     let cfg = config::load_with_env(None, vars).expect("the local profile loads");
     admin::apply(&cfg.kafka)
         .await
         .expect("topics apply on the test broker");
-    TestEnv { cfg }
+    TestEnv { cfg, vars: own }
 }
 
 /// Tests drop what they create — where the broker allows it. Tansu 0.6.0 with SQLite storage cannot:
@@ -114,26 +117,39 @@ impl TestEnv {
 
     /// Runs the `roomstream` binary with this test's namespace and broker.
     pub fn roomstream(&self, args: &[&str]) -> Output {
-        roomstream_with(
-            &[
-                ("ROOMSTREAM_KAFKA_NAMESPACE", self.namespace()),
-                ("ROOMSTREAM_KAFKA_BROKERS", &self.cfg.kafka.brokers),
-            ],
-            args,
-        )
+        roomstream_with(&self.env_vars(), args)
+    }
+
+    /// The variables that give the binary this test's configuration.
+    pub fn env_vars(&self) -> Vec<(&str, &str)> {
+        let mut vars: Vec<(&str, &str)> = vec![("ROOMSTREAM_KAFKA_BROKERS", &self.cfg.kafka.brokers)];
+        vars.extend(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        vars
+    }
+
+    /// A `roomstream` child process with this test's configuration, output to the test log.
+    pub fn spawn_roomstream(&self, args: &[&str]) -> std::process::Child {
+        eprintln!("$ roomstream {} &", args.join(" "));
+        std::process::Command::new(env!("CARGO_BIN_EXE_roomstream"))
+            .args(args)
+            .envs(self.env_vars())
+            .spawn()
+            .expect("the roomstream binary starts")
     }
 }
 
 /// Runs the `roomstream` binary with extra environment variables, echoing its output to the test log.
 pub fn roomstream_with(vars: &[(&str, &str)], args: &[&str]) -> Output {
+    let started = std::time::Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomstream"))
         .args(args)
         .envs(vars.iter().copied())
         .output()
         .expect("the roomstream binary runs");
     eprintln!(
-        "$ roomstream {}\n{}{}",
+        "$ roomstream {}   ({:.1} s)\n{}{}",
         args.join(" "),
+        started.elapsed().as_secs_f64(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

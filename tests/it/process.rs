@@ -1,0 +1,378 @@
+//! The processor on the real broker and object store: synthetic feed → `listings.v1`; a SIGKILLed
+//! processor, two instances in one group and a replay all end in the uninterrupted run's state; late
+//! and duplicated delivery never regresses a listing; bad events reach the DLQ and the run goes on;
+//! every real fixture normalizes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use roomstream::kafka::{EventSink, KafkaSink, MemorySink};
+use roomstream::topics::TopicKind;
+use roomstream::topics::envelope::{Observation, PayloadFormat};
+use serde_json::Value;
+
+use crate::support::{TestEnv, assert_all_valid, real_fixtures, spawn_env};
+
+/// The feed every test here shares: 2,000 flats over 5 days (≈ 12,000 events), a fixed seed.
+fn feed(env: &TestEnv, extra: &[&str]) {
+    let mut args = vec!["crawl", "synthetic", "--listings", "2000", "--days", "5", "--seed", "31"];
+    args.extend_from_slice(extra);
+    let out = env.roomstream(&args);
+    assert!(out.status.success(), "synthetic crawl failed");
+}
+
+fn process(env: &TestEnv) -> String {
+    let out = env.roomstream(&["process", "--exit-when-idle"]);
+    assert!(out.status.success(), "process failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn state_hash(env: &TestEnv) -> String {
+    let out = env.roomstream(&["state", "hash"]);
+    assert!(out.status.success(), "state hash failed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let total = text.lines().next().unwrap_or_default();
+    assert!(total.starts_with("total "), "{text}");
+    total.split_whitespace().nth(1).unwrap_or_default().to_string()
+}
+
+/// `listings.v1` as a compacted topic would keep it: the last value per key (None for a tombstone),
+/// without the version (input positions differ between runs; content must not).
+fn compacted(env: &TestEnv) -> BTreeMap<String, Option<Value>> {
+    let mut out = BTreeMap::new();
+    for r in env.read_topic(TopicKind::Listings) {
+        let value = (!r.value.is_empty()).then(|| {
+            let mut v = r.json();
+            v.as_object_mut().map(|o| o.remove("version"));
+            v
+        });
+        out.insert(r.key, value);
+    }
+    out
+}
+
+fn live(c: &BTreeMap<String, Option<Value>>) -> usize {
+    c.values().filter(|v| v.is_some()).count()
+}
+
+/// `N` in a line `… label N …` of a command's output.
+fn figure(text: &str, label: &str) -> u64 {
+    let at = text.find(label).unwrap_or_else(|| panic!("no `{label}` in {text}"));
+    text[at + label.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no figure after `{label}` in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn synthetic_feed_becomes_one_scored_state_of_deduplicated_listings() {
+    let env = spawn_env(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let truth = dir.path().join("truth.jsonl");
+    feed(&env, &["--truth", &truth.to_string_lossy()]);
+    let report = process(&env);
+    assert!(figure(&report, "dlq ") > 0, "the feed's QA listings go to the DLQ: {report}");
+
+    let records = env.read_topic(TopicKind::Listings);
+    let values: Vec<_> = records.iter().filter(|r| !r.value.is_empty()).cloned().collect();
+    assert!(assert_all_valid(TopicKind::Listings, &values) > 1000, "listings were published");
+    let mut both = 0;
+    for r in &values {
+        let v = r.json();
+        assert_eq!(v["listing_id"], r.key.as_str(), "keyed by canonical id");
+        let platforms: std::collections::BTreeSet<&str> =
+            v["members"].as_array().into_iter().flatten().filter_map(|m| m["platform"].as_str()).collect();
+        both += usize::from(platforms.len() == 2);
+        assert!(v["rent"].as_u64().is_some_and(|r| r < 2000), "no junk rent: {v}");
+    }
+    assert!(both > 200, "flats on both platforms become one listing ({both})");
+
+    // Dedup quality against the simulator's truth, with the seed's rule beside it.
+    let out = env.roomstream(&["eval", "dedup", "--truth", &truth.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ours = text.lines().find(|l| l.starts_with("roomstream")).expect("roomstream line");
+    let cols: Vec<f64> = ours.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let (precision, recall) = (cols[cols.len() - 2], cols[cols.len() - 1]);
+    assert!(precision >= 0.98 && recall >= 0.95, "precision {precision} recall {recall}\n{text}");
+    assert!(text.contains("seed (exact strings"), "the seed baseline is printed: {text}");
+
+    // The dump has every live listing with its members' provenance.
+    let dump = dir.path().join("dump.jsonl");
+    assert!(env.roomstream(&["state", "dump", "--out", &dump.to_string_lossy()]).status.success());
+    let lines: Vec<Value> = std::fs::read_to_string(&dump)
+        .expect("dump")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), live(&compacted(&env)), "dump = live listings on the topic");
+    assert!(lines.iter().all(|l| l["members"].as_array().is_some_and(|m| m
+        .iter()
+        .all(|m| m["source"].is_string() && m["source_listing_id"].is_string()))));
+
+    // A replay under a fresh group rebuilds the same state and republishes nothing.
+    let hash = state_hash(&env);
+    let out = env.roomstream(&["replay"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(figure(&text, "published "), 0, "a replay of unchanged inputs publishes nothing: {text}");
+    assert_eq!(state_hash(&env), hash, "replay gives the same state hash");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_restarted_and_two_instances_end_in_the_uninterrupted_state() {
+    // The reference: one instance, after the whole feed.
+    let reference = spawn_env(&[]).await;
+    feed(&reference, &[]);
+    process(&reference);
+    let (want_hash, want) = (state_hash(&reference), compacted(&reference));
+
+    // SIGKILL twice while the feed is still arriving (checkpoints every 1,500 inputs), then finish.
+    let killed = spawn_env(&[("process", "checkpoint_events", "1500")]).await;
+    let crawler = {
+        let vars: Vec<(String, String)> = killed.env_vars().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        std::thread::spawn(move || {
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            crate::support::roomstream_with(
+                &vars,
+                &["crawl", "synthetic", "--listings", "2000", "--days", "5", "--seed", "31", "--rate", "2500"],
+            )
+        })
+    };
+    for wait in [Duration::from_millis(2500), Duration::from_millis(1700)] {
+        let mut child = killed.spawn_roomstream(&["process"]);
+        std::thread::sleep(wait);
+        child.kill().expect("SIGKILL the processor");
+        let _ = child.wait();
+        eprintln!("killed the processor after {wait:?}");
+    }
+    assert!(crawler.join().expect("crawler thread").status.success());
+    process(&killed);
+    assert_eq!(state_hash(&killed), want_hash, "a SIGKILLed and restarted processor ends in the same state");
+    assert_eq!(compacted(&killed), want, "…and listings.v1 holds the same content per listing");
+
+    // Two instances in one group, started together.
+    let pair = spawn_env(&[]).await;
+    feed(&pair, &[]);
+    let started = Instant::now();
+    let mut children = [pair.spawn_roomstream(&["process", "--exit-when-idle"]), pair.spawn_roomstream(&["process", "--exit-when-idle"])];
+    for c in &mut children {
+        assert!(c.wait().expect("wait").success(), "an instance failed");
+    }
+    eprintln!("two instances done in {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(state_hash(&pair), want_hash, "two instances end in the same state as one");
+    assert_eq!(compacted(&pair), want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicated_and_late_delivery_never_regresses_a_listing() {
+    let env = spawn_env(&[]).await;
+    feed(&env, &[]);
+    process(&env);
+    let (hash, before) = (state_hash(&env), compacted(&env));
+    // Deliver the first half of every partition of observed.v1 again, after the rest: duplicates, and
+    // observations older than what the state already holds.
+    let old = env.read_topic(TopicKind::Observed);
+    let mut sink = KafkaSink::new(&env.cfg.kafka).expect("producer");
+    let mut by_partition: BTreeMap<i32, Vec<_>> = BTreeMap::new();
+    for r in old {
+        by_partition.entry(r.partition).or_default().push(r);
+    }
+    let mut resent = 0;
+    for records in by_partition.values() {
+        for r in &records[..records.len() / 2] {
+            sink.send(TopicKind::Observed, &r.key, &r.value).expect("send");
+            resent += 1;
+        }
+    }
+    sink.finish().expect("delivered");
+    let report = process(&env);
+    assert!(resent > 1000);
+    assert_eq!(figure(&report, "published "), 0, "old or repeated observations publish nothing: {report}");
+    assert_eq!(figure(&report, "changed "), 0, "…and change no listing: {report}");
+    assert_eq!(state_hash(&env), hash, "the state is unchanged");
+    assert_eq!(compacted(&env), before, "no listing regressed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_events_reach_the_dlq_with_their_position_and_the_run_goes_on() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}", store.path().display());
+    let env = spawn_env(&[("store", "url", &url), ("store", "endpoint", "")]).await;
+    let out = env.roomstream(&["crawl", "synthetic", "--listings", "200", "--days", "2", "--seed", "5"]);
+    assert!(out.status.success());
+    let mut sink = KafkaSink::new(&env.cfg.kafka).expect("producer");
+    let observation = |format: PayloadFormat, id: &str, payload: Value| {
+        let o = Observation::new(
+            roomstream::topics::envelope::Source::Synthetic,
+            if format == PayloadFormat::DabangV5Room { roomstream::topics::envelope::Platform::Dabang } else { roomstream::topics::envelope::Platform::Zigbang },
+            id,
+            roomstream::topics::envelope::now(),
+            "test-bad",
+            "11620",
+            format,
+            payload,
+        );
+        serde_json::to_vec(&o).expect("json")
+    };
+    let bad: Vec<(TopicKind, Vec<u8>, &str)> = vec![
+        (TopicKind::Observed, b"not json at all \xff".to_vec(), "malformed_json"),
+        (TopicKind::Observed, br#"{"schema":"roomstream.observation/1","source":"nowhere"}"#.to_vec(), "schema_mismatch"),
+        (
+            TopicKind::Observed,
+            observation(PayloadFormat::DabangV5Room, "deadbeefdeadbeefdeadbeef", serde_json::json!({"id":"deadbeefdeadbeefdeadbeef","priceTitle":"??","roomDesc":"2층, 20m², 관리비 5만"})),
+            "malformed",
+        ),
+        (
+            TopicKind::Observed,
+            observation(PayloadFormat::ZigbangList, "99999999", serde_json::json!({"item_id":99999999,"deposit":1,"rent":5000000,"size_m2":20.0})),
+            "implausible",
+        ),
+        (TopicKind::Sweeps, b"[1,2,3]".to_vec(), "schema_mismatch"),
+    ];
+    for (topic, value, _) in &bad {
+        sink.send(*topic, "11620", value).expect("send");
+    }
+    sink.finish().expect("delivered");
+    let report = process(&env);
+    let dlq = env.read_valid(TopicKind::Dlq);
+    let from_process: Vec<&Value> = dlq.iter().filter(|e| e["stage"].as_str().is_some_and(|s| s.starts_with("process."))).collect();
+    for (topic, _, reason) in &bad {
+        let topic = topic.name(env.namespace());
+        assert!(
+            from_process.iter().any(|e| e["reason"] == *reason && e["topic"] == topic.as_str() && e["offset"].is_i64() && e["partition"].is_i64()),
+            "a `{reason}` event from {topic} with its position: {from_process:?}"
+        );
+    }
+    assert!(figure(&report, "upserts") > 100 || figure(&report, "published ") > 100, "valid events still became listings: {report}");
+    assert!(std::fs::read_dir(store.path().join("checkpoints").join(env.namespace())).expect("local checkpoints").count() > 0);
+
+    // `dlq replay` re-feeds to the original topic; the processor sends it to the DLQ again.
+    let out = env.roomstream(&["dlq", "replay", "--reason", "malformed_json"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(figure(&text, "dlq replay: "), 1, "{text}");
+    let again = env.roomstream(&["dlq", "replay", "--reason", "malformed_json"]);
+    assert_eq!(figure(&String::from_utf8_lossy(&again.stdout), "dlq replay: "), 0, "progress is kept");
+    process(&env);
+    let n = env.read_valid(TopicKind::Dlq).iter().filter(|e| e["reason"] == "malformed_json").count();
+    assert_eq!(n, 2, "the re-fed event was processed again");
+}
+
+#[test]
+fn every_real_fixture_normalizes() {
+    let Some(dir) = real_fixtures() else { return };
+    let mut sink = MemorySink::default();
+    {
+        let mut emitter = roomstream::crawl::Emitter::new(&mut sink, None);
+        roomstream::crawl::fixtures::emit_all(&dir, &mut emitter).expect("fixtures");
+        emitter.finish().expect("finish");
+    }
+    let mut ok = 0;
+    let mut rejected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for v in sink.values(TopicKind::Observed) {
+        let obs: Observation = serde_json::from_value(v).expect("observation");
+        match roomstream::process::normalize::normalize(&obs) {
+            Ok(l) => {
+                ok += 1;
+                assert!(l.area_m2.is_some(), "{}: area", l.key);
+                assert!(roomstream::region::is_valid(&l.region_code));
+            }
+            Err(r) => rejected.entry(r.reason.to_string()).or_default().push(format!("{}: {}", obs.source_listing_id, r.detail)),
+        }
+    }
+    let total = ok + rejected.values().map(Vec::len).sum::<usize>();
+    let counts: BTreeMap<&String, usize> = rejected.iter().map(|(k, v)| (k, v.len())).collect();
+    println!("real fixtures: {ok} of {total} observations normalize; rejected by reason: {counts:?}");
+    eprintln!("rejected: {rejected:?}");
+    assert!(total >= 2800, "every fixture row was read ({total})");
+    assert!(!rejected.contains_key("malformed"), "no real payload is malformed: {rejected:?}");
+    // The daily files carry some sales (매매): out of scope for a rental pipeline, and said so.
+    let sales = rejected.get("out_of_scope").map_or(0, |r| r.iter().filter(|d| d.contains("매매")).count());
+    assert!(ok + sales + rejected.get("implausible").map_or(0, Vec::len) == total);
+    assert!(ok as f64 >= 0.98 * total as f64, "{ok} of {total}");
+}
+
+/// The feed as the broker would partition it: (topic, partition, key, value), brokers first.
+fn feed_in_memory(listings: u32, days: u32, seed: u64) -> Vec<(TopicKind, i32, String, Vec<u8>)> {
+    let mut sink = MemorySink::default();
+    {
+        let mut emitter = roomstream::crawl::Emitter::new(&mut sink, None);
+        let args = roomstream::crawl::synthetic::SyntheticArgs { listings, days, seed, rate: None, truth: None };
+        roomstream::crawl::synthetic::run(&args, &mut emitter).expect("feed");
+        emitter.finish().expect("finish");
+    }
+    sink.records
+        .into_iter()
+        .map(|(t, k, v)| {
+            let p = roomstream::topics::keys::murmur2_partition(k.as_bytes(), t.def().partitions as u32) as i32;
+            (t, p, k, v)
+        })
+        .collect()
+}
+
+/// Applies inputs to a fresh engine owning every partition; returns the state hash.
+fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> String {
+    use roomstream::process::engine::{Engine, Part, PartitionState, Position};
+    let mut engine = Engine::new(Default::default(), Default::default());
+    for p in 0..TopicKind::Observed.def().partitions {
+        engine.parts.insert(p, Part::new(PartitionState { partition: p, ..Default::default() }, false));
+    }
+    let mut out = Vec::new();
+    for (t, p, k, v, offset) in inputs {
+        let at = Position { topic: "t", partition: *p, offset: *offset };
+        match t {
+            TopicKind::Observed => engine.observe(at, Some(k.as_bytes()), Some(v), &mut out),
+            TopicKind::Sweeps => engine.sweep(at, Some(k.as_bytes()), Some(v), &mut out),
+            _ => engine.broker(at, Some(k.as_bytes()), Some(v), &mut out),
+        }
+    }
+    let states = engine.parts.into_iter().map(|(p, part)| (p, part.state)).collect();
+    roomstream::process::state::hash(&states).0
+}
+
+/// Delivery order must not matter: the same inputs interleaved differently across the two topics,
+/// with a tenth of the observations delivered twice (again, later), end in the same state hash.
+#[test]
+fn state_is_a_function_of_the_inputs_not_of_their_order() {
+    use rand::{Rng, SeedableRng};
+    let feed = feed_in_memory(1500, 6, 77);
+    let mut offsets: BTreeMap<(TopicKind, i32), i64> = BTreeMap::new();
+    let positioned: Vec<_> = feed
+        .into_iter()
+        .map(|(t, p, k, v)| {
+            let o = offsets.entry((t, p)).or_default();
+            *o += 1;
+            (t, p, k, v, *o - 1)
+        })
+        .collect();
+    let in_order = apply(&positioned);
+    // Sweeps far ahead of the observations (as when the small sweeps partition is drained first), far
+    // behind, and in between.
+    for (seed, one_in) in [(1u64, 2u32), (2, 1000), (3, 40)] {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        // Registry first (the processor reads it to its end before anything else), then a random merge of
+        // the observation and sweep streams, each still in its own offset order.
+        let (brokers, rest): (Vec<_>, Vec<_>) = positioned.iter().cloned().partition(|r| r.0 == TopicKind::Brokers);
+        let (obs, sweeps): (Vec<_>, Vec<_>) = rest.into_iter().partition(|r| r.0 == TopicKind::Observed);
+        let (mut i, mut j) = (0, 0);
+        let mut merged = brokers;
+        while i < obs.len() || j < sweeps.len() {
+            let take_sweep = j < sweeps.len() && (i == obs.len() || rng.random_range(0..one_in) == 0);
+            if take_sweep {
+                merged.push(sweeps[j].clone());
+                j += 1;
+            } else {
+                merged.push(obs[i].clone());
+                if rng.random_range(0..10) == 0 {
+                    // Delivered again later (at-least-once, after a restart).
+                    let at = (merged.len() + rng.random_range(0..5000)).min(merged.len());
+                    merged.insert(at, obs[i].clone());
+                }
+                i += 1;
+            }
+        }
+        let dup_later: Vec<_> = obs.iter().filter(|_| rng.random_range(0..10) == 0).cloned().collect();
+        merged.extend(dup_later);
+        assert_eq!(apply(&merged), in_order, "interleaving {seed} ends in another state");
+    }
+}
