@@ -471,19 +471,35 @@ impl Config {
         }
         let pr = &self.process;
         if pr.removal_sweeps == 0 {
-            return Err(invalid("process.removal_sweeps", "0", "must be ≥ 1: one missed sweep is not a removal"));
+            return Err(invalid(
+                "process.removal_sweeps",
+                "0",
+                "must be ≥ 1: one missed sweep is not a removal",
+            ));
         }
         if pr.history_len == 0 {
             return Err(invalid("process.history_len", "0", "must be ≥ 1"));
         }
         if !(0.0..=1.0).contains(&pr.merge_threshold) || pr.merge_threshold.is_nan() {
-            return Err(invalid("process.merge_threshold", &pr.merge_threshold.to_string(), "must be between 0 and 1"));
+            return Err(invalid(
+                "process.merge_threshold",
+                &pr.merge_threshold.to_string(),
+                "must be between 0 and 1",
+            ));
         }
         if pr.checkpoint_events == 0 || pr.checkpoint_interval.is_zero() {
-            return Err(invalid("process.checkpoint_events", &pr.checkpoint_events.to_string(), "checkpoint_events and checkpoint_interval must be > 0"));
+            return Err(invalid(
+                "process.checkpoint_events",
+                &pr.checkpoint_events.to_string(),
+                "checkpoint_events and checkpoint_interval must be > 0",
+            ));
         }
         if !pr.metrics_listen.is_empty() && pr.metrics_listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid("process.metrics_listen", &pr.metrics_listen, "expected host:port, e.g. 127.0.0.1:9464"));
+            return Err(invalid(
+                "process.metrics_listen",
+                &pr.metrics_listen,
+                "expected host:port, e.g. 127.0.0.1:9464",
+            ));
         }
         Ok(())
     }

@@ -149,7 +149,12 @@ impl KafkaSink {
 }
 
 impl KafkaSink {
-    fn enqueue(&mut self, topic: TopicKind, key: &str, value: Option<&[u8]>) -> Result<(), ProduceError> {
+    fn enqueue(
+        &mut self,
+        topic: TopicKind,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), ProduceError> {
         let name = &self.names[topic as usize];
         let mut record = BaseRecord::to(name).key(key);
         if let Some(v) = value {

@@ -39,7 +39,10 @@ pub struct ProcessArgs {
 impl ProcessArgs {
     /// What `roomstream replay` runs with.
     pub fn replay() -> Self {
-        ProcessArgs { exit_when_idle: true, progress: true }
+        ProcessArgs {
+            exit_when_idle: true,
+            progress: true,
+        }
     }
 }
 
@@ -118,9 +121,17 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
     if !cfg.process.metrics_listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&cfg.process.metrics_listen)
             .await
-            .with_context(|| format!("cannot listen on {} (process.metrics_listen)", cfg.process.metrics_listen))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (process.metrics_listen)",
+                    cfg.process.metrics_listen
+                )
+            })?;
         let m = metrics.clone();
-        let app = axum::Router::new().route("/metrics", axum::routing::get(move || async move { m.render() }));
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move { m.render() }),
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -132,10 +143,16 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
             }
         });
     }
-    let opts = RunOptions { exit_when_idle: args.exit_when_idle || replay, replay, progress: args.progress };
+    let opts = RunOptions {
+        exit_when_idle: args.exit_when_idle || replay,
+        replay,
+        progress: args.progress,
+    };
     let (cfg2, engine_cfg, m2) = (cfg.clone(), engine_config(cfg), metrics.clone());
     let started = Instant::now();
-    let summary = tokio::task::spawn_blocking(move || runtime::run(&cfg2, &opts, engine_cfg, m2, stop)).await??;
+    let summary =
+        tokio::task::spawn_blocking(move || runtime::run(&cfg2, &opts, engine_cfg, m2, stop))
+            .await??;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{}: {} inputs in {secs:.1} s ({:.0}/s); published {} ({} upserts, {} tombstones, {} suppressed as unchanged); dlq {}; {} checkpoints, {} bytes; partitions {:?}",
@@ -165,11 +182,16 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-async fn load_states(cfg: &Config) -> anyhow::Result<BTreeMap<i32, crate::process::engine::PartitionState>> {
+async fn load_states(
+    cfg: &Config,
+) -> anyhow::Result<BTreeMap<i32, crate::process::engine::PartitionState>> {
     let store = CheckpointStore::open(&cfg.store, &cfg.kafka.namespace)?;
     let states = pstate::load_all(&store, TopicKind::Observed.def().partitions).await?;
     if states.is_empty() {
-        bail!("no checkpoint under namespace `{}`: run `roomstream process` or `roomstream replay` first", cfg.kafka.namespace);
+        bail!(
+            "no checkpoint under namespace `{}`: run `roomstream process` or `roomstream replay` first",
+            cfg.kafka.namespace
+        );
     }
     Ok(states)
 }
@@ -182,7 +204,10 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
             let (total, regions) = pstate::hash(&states);
             let sources: usize = states.values().map(|s| s.sources.len()).sum();
             let canonical: usize = states.values().map(|s| s.clusters.members.len()).sum();
-            println!("total {total} ({sources} source listings, {canonical} canonical listings, {} partitions)", states.len());
+            println!(
+                "total {total} ({sources} source listings, {canonical} canonical listings, {} partitions)",
+                states.len()
+            );
             for (region, h) in regions {
                 println!("{region} {h}");
             }
@@ -190,12 +215,18 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
         StateCommand::Dump { out } => {
             let cfg2 = cfg.clone();
             let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
-            engine = tokio::task::spawn_blocking(move || runtime::load_registry(&cfg2, &mut engine).map(|()| engine)).await??;
+            engine = tokio::task::spawn_blocking(move || {
+                runtime::load_registry(&cfg2, &mut engine).map(|()| engine)
+            })
+            .await??;
             for (p, s) in states {
                 engine.parts.insert(p, Part::new(s, false));
             }
             let mut w: Box<dyn Write> = match &out {
-                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?)),
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let mut n = 0;
@@ -220,12 +251,28 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
 pub async fn eval(cfg: &Config, command: EvalCommand) -> anyhow::Result<ExitCode> {
     let EvalCommand::Dedup { truth } = command;
     let states = load_states(cfg).await?;
-    let truth = dedup::read_truth(&truth).with_context(|| format!("cannot read truth file {}", truth.display()))?;
+    let truth = dedup::read_truth(&truth)
+        .with_context(|| format!("cannot read truth file {}", truth.display()))?;
     let e = dedup::evaluate(&states, &truth);
-    println!("live source listings: {} ({} in the truth file); cross-platform pairs in the truth: {}", e.listings, e.known, e.roomstream.truth);
-    println!("{:<28} {:>9} {:>9} {:>9} {:>9}", "method", "predicted", "correct", "precision", "recall");
-    for (name, s) in [("roomstream (resolve)", e.roomstream), ("seed (exact strings, §7)", e.seed)] {
-        println!("{name:<28} {:>9} {:>9} {:>9.4} {:>9.4}", s.predicted, s.correct, s.precision(), s.recall());
+    println!(
+        "live source listings: {} ({} in the truth file); cross-platform pairs in the truth: {}",
+        e.listings, e.known, e.roomstream.truth
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9}",
+        "method", "predicted", "correct", "precision", "recall"
+    );
+    for (name, s) in [
+        ("roomstream (resolve)", e.roomstream),
+        ("seed (exact strings, §7)", e.seed),
+    ] {
+        println!(
+            "{name:<28} {:>9} {:>9} {:>9.4} {:>9.4}",
+            s.predicted,
+            s.correct,
+            s.precision(),
+            s.recall()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -238,10 +285,11 @@ pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> 
     tokio::task::spawn_blocking(move || -> anyhow::Result<ExitCode> {
         let ns = &cfg.kafka.namespace;
         let dlq_topic = TopicKind::Dlq.name(ns);
-        let targets: BTreeMap<String, TopicKind> = [TopicKind::Observed, TopicKind::Sweeps, TopicKind::Brokers]
-            .into_iter()
-            .map(|t| (t.name(ns), t))
-            .collect();
+        let targets: BTreeMap<String, TopicKind> =
+            [TopicKind::Observed, TopicKind::Sweeps, TopicKind::Brokers]
+                .into_iter()
+                .map(|t| (t.name(ns), t))
+                .collect();
         let consumer: BaseConsumer = client_config(&cfg.kafka)
             .set("group.id", format!("{ns}.dlq-replay"))
             .set("enable.auto.commit", "false")
@@ -277,13 +325,22 @@ pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> 
             consumer.assign(&tpl)?;
             let mut done = rdkafka::TopicPartitionList::new();
             while !ends.is_empty() {
-                let Some(m) = consumer.poll(Duration::from_secs(10)) else { bail!("timed out reading {dlq_topic}") };
+                let Some(m) = consumer.poll(Duration::from_secs(10)) else {
+                    bail!("timed out reading {dlq_topic}")
+                };
                 let m = m?;
                 if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(0) {
                     ends.remove(&m.partition());
                 }
-                done.add_partition_offset(&dlq_topic, m.partition(), Offset::Offset(m.offset() + 1))?;
-                let Some(event) = m.payload().and_then(|v| serde_json::from_slice::<DlqEvent>(v).ok()) else {
+                done.add_partition_offset(
+                    &dlq_topic,
+                    m.partition(),
+                    Offset::Offset(m.offset() + 1),
+                )?;
+                let Some(event) = m
+                    .payload()
+                    .and_then(|v| serde_json::from_slice::<DlqEvent>(v).ok())
+                else {
                     skipped += 1;
                     continue;
                 };
@@ -308,7 +365,10 @@ pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> 
                 consumer.commit(&done, rdkafka::consumer::CommitMode::Sync)?;
             }
         }
-        println!("dlq replay: {refed} event(s) {} to their topics, {skipped} skipped", if dry_run { "would be re-fed" } else { "re-fed" });
+        println!(
+            "dlq replay: {refed} event(s) {} to their topics, {skipped} skipped",
+            if dry_run { "would be re-fed" } else { "re-fed" }
+        );
         Ok(ExitCode::SUCCESS)
     })
     .await?
@@ -316,18 +376,33 @@ pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> 
 
 /// `bench process`.
 pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Process { listings, days, seed, core_only } = command;
+    let BenchCommand::Process {
+        listings,
+        days,
+        seed,
+        core_only,
+    } = command;
     // The feed, in memory.
     let mut mem = MemorySink::default();
     {
         let mut emitter = crate::crawl::Emitter::new(&mut mem, None);
-        let args = crate::crawl::synthetic::SyntheticArgs { listings, days, seed, rate: None, truth: None };
+        let args = crate::crawl::synthetic::SyntheticArgs {
+            listings,
+            days,
+            seed,
+            rate: None,
+            truth: None,
+        };
         crate::crawl::synthetic::run(&args, &mut emitter)?;
         emitter.finish()?;
     }
     let inputs: Vec<(TopicKind, String, Vec<u8>)> = mem.records;
     let n_inputs = inputs.iter().filter(|r| r.0 != TopicKind::Brokers).count();
-    let bytes: usize = inputs.iter().filter(|r| r.0 != TopicKind::Brokers).map(|r| r.2.len()).sum();
+    let bytes: usize = inputs
+        .iter()
+        .filter(|r| r.0 != TopicKind::Brokers)
+        .map(|r| r.2.len())
+        .sum();
     println!(
         "feed: synthetic {listings} flats × {days} days (seed {seed}): {n_inputs} observations+sweeps, mean event {:.0} bytes; machine: {} cores",
         bytes as f64 / n_inputs.max(1) as f64,
@@ -337,7 +412,16 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
     let partitions = TopicKind::Observed.def().partitions;
     let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
     for p in 0..partitions {
-        engine.parts.insert(p, Part::new(crate::process::engine::PartitionState { partition: p, ..Default::default() }, false));
+        engine.parts.insert(
+            p,
+            Part::new(
+                crate::process::engine::PartitionState {
+                    partition: p,
+                    ..Default::default()
+                },
+                false,
+            ),
+        );
     }
     let mut offsets = vec![0i64; partitions as usize * 3];
     let mut out = Vec::new();
@@ -350,20 +434,35 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
             TopicKind::Sweeps => p as usize * 3 + 1,
             _ => p as usize * 3 + 2,
         };
-        let at = Position { topic: "bench", partition: if *topic == TopicKind::Brokers { 0 } else { p }, offset: offsets[slot] };
+        let at = Position {
+            topic: "bench",
+            partition: if *topic == TopicKind::Brokers { 0 } else { p },
+            offset: offsets[slot],
+        };
         offsets[slot] += 1;
         match topic {
             TopicKind::Observed => engine.observe(at, Some(key.as_bytes()), Some(value), &mut out),
             TopicKind::Sweeps => engine.sweep(at, Some(key.as_bytes()), Some(value), &mut out),
             _ => engine.broker(at, Some(key.as_bytes()), Some(value), &mut out),
         }
-        published += out.iter().filter(|o| matches!(o, Output::Listing { .. })).count();
+        published += out
+            .iter()
+            .filter(|o| matches!(o, Output::Listing { .. }))
+            .count();
         out.clear();
     }
     let secs = started.elapsed().as_secs_f64();
     let sources: usize = engine.parts.values().map(|p| p.state.sources.len()).sum();
-    let state_bytes: usize = engine.parts.values().map(|p| postcard::to_allocvec(&p.state).map_or(0, |v| v.len())).sum();
-    let canonical: usize = engine.parts.values().map(|p| p.state.clusters.members.len()).sum();
+    let state_bytes: usize = engine
+        .parts
+        .values()
+        .map(|p| postcard::to_allocvec(&p.state).map_or(0, |v| v.len()))
+        .sum();
+    let canonical: usize = engine
+        .parts
+        .values()
+        .map(|p| p.state.clusters.members.len())
+        .sum();
     let core_rate = inputs.len() as f64 / secs;
     println!(
         "(a) core, 1 thread: {} inputs in {secs:.3} s = {core_rate:.0} events/s (target ≥ 250,000); published {published} ({:.3} per input)",
@@ -379,7 +478,11 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
     }
     // (b) From the broker: a fresh namespace holding the same feed.
     let mut bcfg = cfg.clone();
-    bcfg.kafka.namespace = format!("{}-bench-{}", cfg.kafka.namespace, time::OffsetDateTime::now_utc().unix_timestamp());
+    bcfg.kafka.namespace = format!(
+        "{}-bench-{}",
+        cfg.kafka.namespace,
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    );
     crate::topics::admin::apply(&bcfg.kafka).await?;
     {
         let mut sink = KafkaSink::new(&bcfg.kafka)?;
@@ -391,12 +494,25 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
     let cfg_b = bcfg.clone();
     let plain = tokio::task::spawn_blocking(move || plain_consume(&cfg_b)).await??;
     let plain_rate = n_inputs as f64 / plain.as_secs_f64();
-    println!("(b) do-nothing rdkafka consumer of observed+sweeps: {n_inputs} in {:.3} s = {plain_rate:.0} events/s", plain.as_secs_f64());
-    let opts = RunOptions { exit_when_idle: true, replay: true, progress: false };
+    println!(
+        "(b) do-nothing rdkafka consumer of observed+sweeps: {n_inputs} in {:.3} s = {plain_rate:.0} events/s",
+        plain.as_secs_f64()
+    );
+    let opts = RunOptions {
+        exit_when_idle: true,
+        replay: true,
+        progress: false,
+    };
     let (cfg_b, engine_cfg) = (bcfg.clone(), engine_config(cfg));
     let started = Instant::now();
     let summary = tokio::task::spawn_blocking(move || {
-        runtime::run(&cfg_b, &opts, engine_cfg, Arc::new(Metrics::default()), Arc::new(AtomicBool::new(false)))
+        runtime::run(
+            &cfg_b,
+            &opts,
+            engine_cfg,
+            Arc::new(Metrics::default()),
+            Arc::new(AtomicBool::new(false)),
+        )
     })
     .await??;
     let secs = started.elapsed().as_secs_f64();

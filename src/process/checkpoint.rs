@@ -31,6 +31,17 @@ pub struct Checkpoint {
     pub brokers_next: i64,
 }
 
+/// A small object written beside each checkpoint: where it stands, readable without the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Next offset of `observed.v1` the checkpoint reflects.
+    pub observed_next: i64,
+    /// Next offset of `sweeps.v1`.
+    pub sweeps_next: i64,
+    /// Whether the partition had been reconciled with `listings.v1` (not catching up).
+    pub reconciled: bool,
+}
+
 /// Errors of the checkpoint store.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -63,8 +74,13 @@ pub struct CheckpointStore {
 }
 
 /// Opens the object store named by `[store]`.
-pub fn open_store(cfg: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath), CheckpointError> {
-    let bad = |reason: String| CheckpointError::Config { url: cfg.url.clone(), reason };
+pub fn open_store(
+    cfg: &StoreConfig,
+) -> Result<(Arc<dyn ObjectStore>, ObjectPath), CheckpointError> {
+    let bad = |reason: String| CheckpointError::Config {
+        url: cfg.url.clone(),
+        reason,
+    };
     let url = url::Url::parse(&cfg.url).map_err(|e| bad(e.to_string()))?;
     match url.scheme() {
         "s3" => {
@@ -73,18 +89,28 @@ pub fn open_store(cfg: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath
                 .with_bucket_name(bucket)
                 .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
             if !cfg.endpoint.is_empty() {
-                b = b.with_endpoint(&cfg.endpoint).with_allow_http(cfg.endpoint.starts_with("http://"));
+                b = b
+                    .with_endpoint(&cfg.endpoint)
+                    .with_allow_http(cfg.endpoint.starts_with("http://"));
             }
             let store = b.build().map_err(|e| bad(e.to_string()))?;
-            Ok((Arc::new(store), ObjectPath::from(url.path().trim_matches('/'))))
+            Ok((
+                Arc::new(store),
+                ObjectPath::from(url.path().trim_matches('/')),
+            ))
         }
         "file" => {
-            let dir = url.to_file_path().map_err(|_| bad("not a local path".into()))?;
+            let dir = url
+                .to_file_path()
+                .map_err(|_| bad("not a local path".into()))?;
             std::fs::create_dir_all(&dir).map_err(|e| bad(e.to_string()))?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir).map_err(|e| bad(e.to_string()))?;
+            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| bad(e.to_string()))?;
             Ok((Arc::new(store), ObjectPath::from("")))
         }
-        other => Err(bad(format!("scheme `{other}` is not supported (use s3:// or file://)"))),
+        other => Err(bad(format!(
+            "scheme `{other}` is not supported (use s3:// or file://)"
+        ))),
     }
 }
 
@@ -97,11 +123,49 @@ impl CheckpointStore {
     }
 
     fn path(&self, partition: i32) -> ObjectPath {
-        self.prefix.clone().join(format!("partition-{partition:03}.ckpt"))
+        self.prefix
+            .clone()
+            .join(format!("partition-{partition:03}.ckpt"))
     }
 
-    /// Writes a partition's checkpoint; returns its size in bytes.
-    pub async fn save(&self, ckpt: &Checkpoint) -> Result<usize, CheckpointError> {
+    fn progress_path(&self, partition: i32) -> ObjectPath {
+        self.prefix
+            .clone()
+            .join(format!("partition-{partition:03}.progress.json"))
+    }
+
+    /// Writes a partition's checkpoint, then its progress object; returns the checkpoint's size.
+    pub async fn save(
+        &self,
+        ckpt: &Checkpoint,
+        reconciled: bool,
+    ) -> Result<usize, CheckpointError> {
+        let n = self.save_state(ckpt).await?;
+        let progress = Progress {
+            observed_next: ckpt.state.observed_next,
+            sweeps_next: ckpt.state.sweeps_next,
+            reconciled,
+        };
+        let json = serde_json::to_vec(&progress).unwrap_or_default();
+        self.store
+            .put(
+                &self.progress_path(ckpt.state.partition),
+                PutPayload::from(json),
+            )
+            .await?;
+        Ok(n)
+    }
+
+    /// Where a partition's last checkpoint stands, `None` if it has none.
+    pub async fn progress(&self, partition: i32) -> Result<Option<Progress>, CheckpointError> {
+        match self.store.get(&self.progress_path(partition)).await {
+            Ok(r) => Ok(serde_json::from_slice(&r.bytes().await?).ok()),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn save_state(&self, ckpt: &Checkpoint) -> Result<usize, CheckpointError> {
         let mut bytes = format!("roomstream-checkpoint/{FORMAT}\n").into_bytes();
         let body = postcard::to_allocvec(ckpt).map_err(|e| CheckpointError::Corrupt {
             path: self.path(ckpt.state.partition).to_string(),
@@ -109,7 +173,9 @@ impl CheckpointStore {
         })?;
         bytes.extend_from_slice(&body);
         let n = bytes.len();
-        self.store.put(&self.path(ckpt.state.partition), PutPayload::from(bytes)).await?;
+        self.store
+            .put(&self.path(ckpt.state.partition), PutPayload::from(bytes))
+            .await?;
         Ok(n)
     }
 
@@ -121,15 +187,23 @@ impl CheckpointStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_string(), reason };
-        let split = bytes.iter().position(|b| *b == b'\n').ok_or_else(|| corrupt("no header".into()))?;
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            path: path.to_string(),
+            reason,
+        };
+        let split = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| corrupt("no header".into()))?;
         let header = std::str::from_utf8(&bytes[..split]).map_err(|e| corrupt(e.to_string()))?;
         if header != format!("roomstream-checkpoint/{FORMAT}") {
             return Err(corrupt(format!(
                 "format `{header}`, this build reads roomstream-checkpoint/{FORMAT}: run `roomstream replay` to rebuild"
             )));
         }
-        postcard::from_bytes(&bytes[split + 1..]).map(Some).map_err(|e| corrupt(e.to_string()))
+        postcard::from_bytes(&bytes[split + 1..])
+            .map(Some)
+            .map_err(|e| corrupt(e.to_string()))
     }
 
     /// Every partition that has a checkpoint.
@@ -146,9 +220,11 @@ impl CheckpointStore {
     /// Deletes every checkpoint of the namespace (for `replay`).
     pub async fn clear(&self, max: i32) -> Result<(), CheckpointError> {
         for p in 0..max {
-            match self.store.delete(&self.path(p)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+            for path in [self.progress_path(p), self.path(p)] {
+                match self.store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(())

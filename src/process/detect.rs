@@ -94,8 +94,17 @@ pub struct SweepLog {
 
 impl SweepLog {
     /// Records a sweep; returns false if it was already known.
-    pub fn record(&mut self, source: Source, platform: Platform, region: &str, started_at: i64) -> bool {
-        let log = self.starts.entry((source, platform, region.to_string())).or_default();
+    pub fn record(
+        &mut self,
+        source: Source,
+        platform: Platform,
+        region: &str,
+        started_at: i64,
+    ) -> bool {
+        let log = self
+            .starts
+            .entry((source, platform, region.to_string()))
+            .or_default();
         match log.binary_search(&started_at) {
             Ok(_) => false,
             Err(at) => {
@@ -112,7 +121,9 @@ impl SweepLog {
     pub fn misses(&self, s: &SourceState) -> usize {
         self.starts
             .get(&(s.source, s.listing.key.platform, s.region_key.clone()))
-            .map_or(0, |log| log.len() - log.partition_point(|&t| t <= s.last_seen))
+            .map_or(0, |log| {
+                log.len() - log.partition_point(|&t| t <= s.last_seen)
+            })
     }
 }
 
@@ -172,7 +183,11 @@ pub fn observe(
 }
 
 /// Re-evaluates removal after a sweep was recorded; returns the change if its status flipped.
-pub fn after_sweep(state: &mut SourceState, sweeps: &SweepLog, removal_sweeps: usize) -> Option<Change> {
+pub fn after_sweep(
+    state: &mut SourceState,
+    sweeps: &SweepLog,
+    removal_sweeps: usize,
+) -> Option<Change> {
     let alive = sweeps.misses(state) < removal_sweeps;
     let change = match (state.alive, alive) {
         (true, false) => Some(Change::Removed),
@@ -196,7 +211,10 @@ fn record_price(runs: &mut Vec<PriceRun>, at: i64, l: &SourceListing, len: usize
         }
         if at <= prev.until {
             // Inside a run of another price: split it around this sighting.
-            let tail = PriceRun { from: at + 1, ..prev.clone() };
+            let tail = PriceRun {
+                from: at + 1,
+                ..prev.clone()
+            };
             prev.until = at - 1;
             runs.insert(i, tail);
         }
@@ -207,7 +225,13 @@ fn record_price(runs: &mut Vec<PriceRun>, at: i64, l: &SourceListing, len: usize
     }
     runs.insert(
         i,
-        PriceRun { from: at, until: at, deposit: l.deposit, rent: l.rent, fee: l.fee },
+        PriceRun {
+            from: at,
+            until: at,
+            deposit: l.deposit,
+            rent: l.rent,
+            fee: l.fee,
+        },
     );
     if runs.len() > len {
         runs.remove(0);
@@ -230,13 +254,22 @@ pub fn changed_fields(a: &SourceListing, b: &SourceListing) -> Vec<&'static str>
     check("layout", a.layout != b.layout);
     check("building", a.building != b.building);
     check("direction", a.direction != b.direction);
-    check("address", (&a.gu, &a.dong, &a.lot, &a.bjd_code) != (&b.gu, &b.dong, &b.lot, &b.bjd_code));
+    check(
+        "address",
+        (&a.gu, &a.dong, &a.lot, &a.bjd_code) != (&b.gu, &b.dong, &b.lot, &b.bjd_code),
+    );
     check("location", a.location != b.location);
-    check("facilities", a.facilities != b.facilities || a.subway_stations != b.subway_stations);
+    check(
+        "facilities",
+        a.facilities != b.facilities || a.subway_stations != b.subway_stations,
+    );
     check("broker", a.broker != b.broker);
     check("title", a.title != b.title);
     check("links", a.url != b.url || a.image_url != b.image_url);
-    check("times", (a.posted_at, a.updated_at) != (b.posted_at, b.updated_at));
+    check(
+        "times",
+        (a.posted_at, a.updated_at) != (b.posted_at, b.updated_at),
+    );
     check("format", a.format != b.format);
     out
 }

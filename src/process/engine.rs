@@ -34,7 +34,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { removal_sweeps: 2, history_len: 16, merge_threshold: 0.72 }
+        EngineConfig {
+            removal_sweeps: 2,
+            history_len: 16,
+            merge_threshold: 0.72,
+        }
     }
 }
 
@@ -78,10 +82,18 @@ impl Part {
         let mut by_broker: BTreeMap<String, BTreeSet<SourceKey>> = BTreeMap::new();
         for (k, s) in &state.sources {
             if let Some(b) = &s.listing.broker {
-                by_broker.entry(b.registration_number.clone()).or_default().insert(k.clone());
+                by_broker
+                    .entry(b.registration_number.clone())
+                    .or_default()
+                    .insert(k.clone());
             }
         }
-        Part { state, catching_up, by_broker, ..Part::default() }
+        Part {
+            state,
+            catching_up,
+            by_broker,
+            ..Part::default()
+        }
     }
 }
 
@@ -127,29 +139,77 @@ pub struct Engine {
 impl Engine {
     /// A core with no partitions.
     pub fn new(cfg: EngineConfig, metrics: std::sync::Arc<Metrics>) -> Engine {
-        Engine { cfg, parts: BTreeMap::new(), brokers: BrokerTable::default(), brokers_next: 0, metrics }
+        Engine {
+            cfg,
+            parts: BTreeMap::new(),
+            brokers: BrokerTable::default(),
+            brokers_next: 0,
+            metrics,
+        }
     }
 
     /// Applies one record of `observed.v1`.
-    pub fn observe(&mut self, at: Position<'_>, key: Option<&[u8]>, value: Option<&[u8]>, out: &mut Vec<Output>) {
+    pub fn observe(
+        &mut self,
+        at: Position<'_>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        out: &mut Vec<Output>,
+    ) {
         let cfg = self.cfg.clone();
-        let Some(part) = self.parts.get_mut(&at.partition) else { return };
+        let Some(part) = self.parts.get_mut(&at.partition) else {
+            return;
+        };
         part.state.observed_next = part.state.observed_next.max(at.offset + 1);
         let obs: Observation = match decode(value) {
             Ok(o) => o,
-            Err(e) => return dlq(out, &self.metrics, at, key, value, "process.decode", e.0, e.1),
+            Err(e) => {
+                return dlq(
+                    out,
+                    &self.metrics,
+                    at,
+                    key,
+                    value,
+                    "process.decode",
+                    e.0,
+                    e.1,
+                );
+            }
         };
         if let Some(why) = obs.contract_violation() {
-            return dlq(out, &self.metrics, at, key, value, "process.decode", "contract_violation", why);
+            return dlq(
+                out,
+                &self.metrics,
+                at,
+                key,
+                value,
+                "process.decode",
+                "contract_violation",
+                why,
+            );
         }
         let listing = match normalize::normalize(&obs) {
             Ok(l) => l,
-            Err(r) => return dlq(out, &self.metrics, at, key, value, "process.normalize", r.reason, r.detail),
+            Err(r) => {
+                return dlq(
+                    out,
+                    &self.metrics,
+                    at,
+                    key,
+                    value,
+                    "process.normalize",
+                    r.reason,
+                    r.detail,
+                );
+            }
         };
         let digest = digest_of(&listing);
         let skey = listing.key.clone();
         if let Some(b) = &listing.broker {
-            part.by_broker.entry(b.registration_number.clone()).or_default().insert(skey.clone());
+            part.by_broker
+                .entry(b.registration_number.clone())
+                .or_default()
+                .insert(skey.clone());
         }
         let mut slot = part.state.sources.remove(&skey);
         let before = slot.as_ref().map(view_key);
@@ -178,46 +238,109 @@ impl Engine {
             relink(part, &skey, cfg.merge_threshold, &self.metrics);
         }
         let version = version(part, self.brokers_next);
-        flush(part, &self.brokers, version, cfg.merge_threshold, out, &self.metrics);
+        flush(
+            part,
+            &self.brokers,
+            version,
+            cfg.merge_threshold,
+            out,
+            &self.metrics,
+        );
     }
 
     /// Applies one record of `sweeps.v1`.
-    pub fn sweep(&mut self, at: Position<'_>, key: Option<&[u8]>, value: Option<&[u8]>, out: &mut Vec<Output>) {
+    pub fn sweep(
+        &mut self,
+        at: Position<'_>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        out: &mut Vec<Output>,
+    ) {
         let cfg = self.cfg.clone();
-        let Some(part) = self.parts.get_mut(&at.partition) else { return };
+        let Some(part) = self.parts.get_mut(&at.partition) else {
+            return;
+        };
         part.state.sweeps_next = part.state.sweeps_next.max(at.offset + 1);
         let marker: SweepMarker = match decode(value) {
             Ok(m) => m,
-            Err(e) => return dlq(out, &self.metrics, at, key, value, "process.decode", e.0, e.1),
+            Err(e) => {
+                return dlq(
+                    out,
+                    &self.metrics,
+                    at,
+                    key,
+                    value,
+                    "process.decode",
+                    e.0,
+                    e.1,
+                );
+            }
         };
         self.metrics.event("sweep");
         let started = marker.started_at.unix_timestamp();
-        if !part.state.sweeps.record(marker.source, marker.platform, &marker.region_code, started) {
+        if !part
+            .state
+            .sweeps
+            .record(marker.source, marker.platform, &marker.region_code, started)
+        {
             return;
         }
         let flipped: Vec<(SourceKey, Change)> = part
             .state
             .sources
             .iter_mut()
-            .filter(|(k, s)| k.platform == marker.platform && s.source == marker.source && s.region_key == marker.region_code)
-            .filter_map(|(k, s)| detect::after_sweep(s, &part.state.sweeps, cfg.removal_sweeps).map(|c| (k.clone(), c)))
+            .filter(|(k, s)| {
+                k.platform == marker.platform
+                    && s.source == marker.source
+                    && s.region_key == marker.region_code
+            })
+            .filter_map(|(k, s)| {
+                detect::after_sweep(s, &part.state.sweeps, cfg.removal_sweeps)
+                    .map(|c| (k.clone(), c))
+            })
             .collect();
         for (k, change) in flipped {
             self.metrics.event(change.label());
             relink(part, &k, cfg.merge_threshold, &self.metrics);
         }
         let version = version(part, self.brokers_next);
-        flush(part, &self.brokers, version, cfg.merge_threshold, out, &self.metrics);
+        flush(
+            part,
+            &self.brokers,
+            version,
+            cfg.merge_threshold,
+            out,
+            &self.metrics,
+        );
     }
 
     /// Applies one record of `brokers.v1` and re-verifies the listings that name its office.
-    pub fn broker(&mut self, at: Position<'_>, key: Option<&[u8]>, value: Option<&[u8]>, out: &mut Vec<Output>) {
+    pub fn broker(
+        &mut self,
+        at: Position<'_>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        out: &mut Vec<Output>,
+    ) {
         self.brokers_next = self.brokers_next.max(at.offset + 1);
         let number = match value {
-            None => key.and_then(|k| std::str::from_utf8(k).ok()).and_then(|k| self.brokers.remove(k)),
+            None => key
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| self.brokers.remove(k)),
             Some(_) => match decode::<BrokerRecord>(value) {
                 Ok(r) => Some(self.brokers.apply(&r)),
-                Err(e) => return dlq(out, &self.metrics, at, key, value, "process.decode", e.0, e.1),
+                Err(e) => {
+                    return dlq(
+                        out,
+                        &self.metrics,
+                        at,
+                        key,
+                        value,
+                        "process.decode",
+                        e.0,
+                        e.1,
+                    );
+                }
             },
         };
         let Some(number) = number else { return };
@@ -231,15 +354,29 @@ impl Engine {
                 .collect();
             part.dirty.extend(ids);
             let version = version(part, self.brokers_next);
-            flush(part, &self.brokers, version, self.cfg.merge_threshold, out, &self.metrics);
+            flush(
+                part,
+                &self.brokers,
+                version,
+                self.cfg.merge_threshold,
+                out,
+                &self.metrics,
+            );
         }
     }
 
     /// Ends a partition's catch-up: publishes every canonical listing whose content differs from `held`
     /// (what `listings.v1` holds for this partition, by canonical id) and a tombstone for every id held
     /// that no longer exists. Returns how many records it produced.
-    pub fn reconcile(&mut self, partition: i32, held: BTreeMap<String, [u8; 16]>, out: &mut Vec<Output>) -> usize {
-        let Some(part) = self.parts.get_mut(&partition) else { return 0 };
+    pub fn reconcile(
+        &mut self,
+        partition: i32,
+        held: BTreeMap<String, [u8; 16]>,
+        out: &mut Vec<Output>,
+    ) -> usize {
+        let Some(part) = self.parts.get_mut(&partition) else {
+            return 0;
+        };
         part.catching_up = false;
         part.state.published = held;
         part.dirty = part.state.clusters.members.keys().cloned().collect();
@@ -252,13 +389,22 @@ impl Engine {
             .collect();
         let before = out.len();
         let version = version(part, self.brokers_next);
-        flush(part, &self.brokers, version, self.cfg.merge_threshold, out, &self.metrics);
+        flush(
+            part,
+            &self.brokers,
+            version,
+            self.cfg.merge_threshold,
+            out,
+            &self.metrics,
+        );
         out.len() - before
     }
 
     /// The canonical listings of a partition, built now (for `state dump` and the hash).
     pub fn canonical(&self, partition: i32) -> Vec<CanonicalListing> {
-        let Some(part) = self.parts.get(&partition) else { return Vec::new() };
+        let Some(part) = self.parts.get(&partition) else {
+            return Vec::new();
+        };
         let version = version(part, self.brokers_next);
         part.state
             .clusters
@@ -276,7 +422,10 @@ fn view_key(s: &SourceState) -> (u64, i64, bool, Vec<(i64, u32, u32, Option<u64>
         s.content_digest,
         s.first_seen,
         s.alive,
-        s.history.iter().map(|r| (r.from, r.deposit, r.rent, r.fee.map(f64::to_bits))).collect(),
+        s.history
+            .iter()
+            .map(|r| (r.from, r.deposit, r.rent, r.fee.map(f64::to_bits)))
+            .collect(),
     )
 }
 
@@ -292,20 +441,39 @@ fn version(part: &Part, brokers_next: i64) -> Version {
 
 fn relink(part: &mut Part, key: &SourceKey, threshold: f64, metrics: &Metrics) {
     let sources = &part.state.sources;
-    let live = |k: &SourceKey| sources.get(k).filter(|s| s.alive).map(|s| (&s.listing, s.first_seen));
+    let live = |k: &SourceKey| {
+        sources
+            .get(k)
+            .filter(|s| s.alive)
+            .map(|s| (&s.listing, s.first_seen))
+    };
     let listing = live(key).map(|(l, _)| l);
     let mut touched = Touched::default();
-    part.state.clusters.update(key, listing, &live, threshold, &mut touched);
-    metrics.merges.fetch_add(touched.merges, std::sync::atomic::Ordering::Relaxed);
-    metrics.splits.fetch_add(touched.splits, std::sync::atomic::Ordering::Relaxed);
+    part.state
+        .clusters
+        .update(key, listing, &live, threshold, &mut touched);
+    metrics
+        .merges
+        .fetch_add(touched.merges, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .splits
+        .fetch_add(touched.splits, std::sync::atomic::Ordering::Relaxed);
     part.dirty.extend(touched.live);
     part.ended.extend(touched.ended);
 }
 
-fn view(part: &Part, brokers: &BrokerTable, id: &str, version: Version, threshold: f64) -> Option<CanonicalListing> {
+fn view(
+    part: &Part,
+    brokers: &BrokerTable,
+    id: &str,
+    version: Version,
+    threshold: f64,
+) -> Option<CanonicalListing> {
     let keys = part.state.clusters.members.get(id)?;
-    let members: Vec<(&SourceKey, &SourceState)> =
-        keys.iter().filter_map(|k| part.state.sources.get(k).map(|s| (k, s))).collect();
+    let members: Vec<(&SourceKey, &SourceState)> = keys
+        .iter()
+        .filter_map(|k| part.state.sources.get(k).map(|s| (k, s)))
+        .collect();
     if members.is_empty() {
         return None;
     }
@@ -325,13 +493,26 @@ fn view(part: &Part, brokers: &BrokerTable, id: &str, version: Version, threshol
         .clusters
         .links(id)
         .into_iter()
-        .map(|(a, b, e)| Link { a: a.to_string(), b: b.to_string(), evidence: e.clone() })
+        .map(|(a, b, e)| Link {
+            a: a.to_string(),
+            b: b.to_string(),
+            evidence: e.clone(),
+        })
         .collect();
-    Some(publish::build(id, &members, links, threshold, verdict, version))
+    Some(publish::build(
+        id, &members, links, threshold, verdict, version,
+    ))
 }
 
 /// Publishes the dirty canonical listings whose content changed, and tombstones for ended ones.
-fn flush(part: &mut Part, brokers: &BrokerTable, version: Version, threshold: f64, out: &mut Vec<Output>, metrics: &Metrics) {
+fn flush(
+    part: &mut Part,
+    brokers: &BrokerTable,
+    version: Version,
+    threshold: f64,
+    out: &mut Vec<Output>,
+    metrics: &Metrics,
+) {
     if part.catching_up {
         return;
     }
@@ -340,14 +521,20 @@ fn flush(part: &mut Part, brokers: &BrokerTable, version: Version, threshold: f6
             part.dirty.insert(id);
         } else if part.state.published.remove(&id).is_some() {
             metrics.published("tombstone");
-            out.push(Output::Listing { key: id, value: None });
+            out.push(Output::Listing {
+                key: id,
+                value: None,
+            });
         }
     }
     for id in std::mem::take(&mut part.dirty) {
         let Some(listing) = view(part, brokers, &id, version, threshold) else {
             if part.state.published.remove(&id).is_some() {
                 metrics.published("tombstone");
-                out.push(Output::Listing { key: id, value: None });
+                out.push(Output::Listing {
+                    key: id,
+                    value: None,
+                });
             }
             continue;
         };
@@ -358,7 +545,10 @@ fn flush(part: &mut Part, brokers: &BrokerTable, version: Version, threshold: f6
         }
         part.state.published.insert(id.clone(), hash);
         metrics.published("upsert");
-        out.push(Output::Listing { key: id, value: serde_json::to_vec(&listing).ok() });
+        out.push(Output::Listing {
+            key: id,
+            value: serde_json::to_vec(&listing).ok(),
+        });
     }
 }
 
@@ -372,7 +562,8 @@ fn digest_of(l: &super::model::SourceListing) -> u64 {
 struct Undecodable(&'static str, String);
 
 fn decode<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<T, Undecodable> {
-    let bytes = value.ok_or_else(|| Undecodable("empty_value", "the record has no value".into()))?;
+    let bytes =
+        value.ok_or_else(|| Undecodable("empty_value", "the record has no value".into()))?;
     let json: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| Undecodable("malformed_json", e.to_string()))?;
     serde_json::from_value(json).map_err(|e| Undecodable("schema_mismatch", e.to_string()))
@@ -391,7 +582,8 @@ fn dlq(
 ) {
     metrics.dlq(reason);
     let value = value.map_or(serde_json::Value::Null, |v| {
-        serde_json::from_slice(v).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))
+        serde_json::from_slice(v)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))
     });
     out.push(Output::Dlq(Box::new(DlqEvent {
         schema: DLQ_SCHEMA.into(),

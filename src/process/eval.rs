@@ -27,12 +27,20 @@ pub struct Score {
 impl Score {
     /// correct / predicted (1 when nothing was predicted).
     pub fn precision(&self) -> f64 {
-        if self.predicted == 0 { 1.0 } else { self.correct as f64 / self.predicted as f64 }
+        if self.predicted == 0 {
+            1.0
+        } else {
+            self.correct as f64 / self.predicted as f64
+        }
     }
 
     /// correct / truth (1 when there is nothing to find).
     pub fn recall(&self) -> f64 {
-        if self.truth == 0 { 1.0 } else { self.correct as f64 / self.truth as f64 }
+        if self.truth == 0 {
+            1.0
+        } else {
+            self.correct as f64 / self.truth as f64
+        }
     }
 }
 
@@ -62,7 +70,10 @@ pub fn read_truth(path: &Path) -> std::io::Result<BTreeMap<SourceKey, String>> {
                 Some("dabang") => Platform::Dabang,
                 _ => continue,
             };
-            let id = l["source_listing_id"].as_str().unwrap_or_default().to_string();
+            let id = l["source_listing_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             out.insert(SourceKey { platform, id }, flat.clone());
         }
     }
@@ -70,7 +81,10 @@ pub fn read_truth(path: &Path) -> std::io::Result<BTreeMap<SourceKey, String>> {
 }
 
 /// Scores the state's clustering and the seed's rule against the truth.
-pub fn evaluate(states: &BTreeMap<i32, PartitionState>, truth: &BTreeMap<SourceKey, String>) -> DedupEval {
+pub fn evaluate(
+    states: &BTreeMap<i32, PartitionState>,
+    truth: &BTreeMap<SourceKey, String>,
+) -> DedupEval {
     let mut listings = 0;
     let mut known = 0;
     let mut by_cluster: BTreeMap<&str, Vec<&SourceKey>> = BTreeMap::new();
@@ -97,10 +111,17 @@ pub fn evaluate(states: &BTreeMap<i32, PartitionState>, truth: &BTreeMap<SourceK
         truth: truth_pairs.len() as u64,
         correct: p.intersection(&truth_pairs).count() as u64,
     };
-    DedupEval { listings, known, roomstream: score(&ours), seed: score(&seed) }
+    DedupEval {
+        listings,
+        known,
+        roomstream: score(&ours),
+        seed: score(&seed),
+    }
 }
 
-fn cross_pairs<'a, 'k>(groups: impl Iterator<Item = &'a Vec<&'k SourceKey>>) -> BTreeSet<(&'k SourceKey, &'k SourceKey)>
+fn cross_pairs<'a, 'k>(
+    groups: impl Iterator<Item = &'a Vec<&'k SourceKey>>,
+) -> BTreeSet<(&'k SourceKey, &'k SourceKey)>
 where
     'k: 'a,
 {
@@ -140,7 +161,11 @@ pub fn seed_key(l: &SourceListing) -> String {
                 Floor::Band(b) => band(b).into(),
                 Floor::Unknown => String::new(),
             };
-            (place.trim().to_string(), floor, format!("{:?}", l.fee.unwrap_or(0.0)))
+            (
+                place.trim().to_string(),
+                floor,
+                format!("{:?}", l.fee.unwrap_or(0.0)),
+            )
         }
         Platform::Dabang => {
             let floor = match l.floor {
@@ -150,7 +175,11 @@ pub fn seed_key(l: &SourceListing) -> String {
                 Floor::Band(b) => format!("{}층", band(b)),
                 Floor::Unknown => String::new(),
             };
-            (format!("서울특별시 {}", place.trim()), floor, format!("{}", l.fee.unwrap_or(0.0).trunc() as i64))
+            (
+                format!("서울특별시 {}", place.trim()),
+                floor,
+                format!("{}", l.fee.unwrap_or(0.0).trunc() as i64),
+            )
         }
     };
     format!("{address}|{floor}|{}|{}|{fee}", l.deposit, l.rent)

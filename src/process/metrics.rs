@@ -88,7 +88,12 @@ impl Metrics {
     pub fn get(&self, family: &str, label: &str) -> u64 {
         self.labelled
             .lock()
-            .map(|m| m.iter().filter(|((f, l), _)| *f == family && l == label).map(|(_, v)| *v).sum())
+            .map(|m| {
+                m.iter()
+                    .filter(|((f, l), _)| *f == family && l == label)
+                    .map(|(_, v)| *v)
+                    .sum()
+            })
             .unwrap_or(0)
     }
 
@@ -96,7 +101,12 @@ impl Metrics {
     pub fn total(&self, family: &str) -> u64 {
         self.labelled
             .lock()
-            .map(|m| m.iter().filter(|((f, _), _)| *f == family).map(|(_, v)| *v).sum())
+            .map(|m| {
+                m.iter()
+                    .filter(|((f, _), _)| *f == family)
+                    .map(|(_, v)| *v)
+                    .sum()
+            })
             .unwrap_or(0)
     }
 
@@ -104,8 +114,16 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let families = [
-            ("events", "outcome", "Inputs by what they did to a source listing."),
-            ("changed_fields", "field", "Changed source listings by field."),
+            (
+                "events",
+                "outcome",
+                "Inputs by what they did to a source listing.",
+            ),
+            (
+                "changed_fields",
+                "field",
+                "Changed source listings by field.",
+            ),
             ("published", "kind", "Canonical listing publish decisions."),
             ("dlq", "reason", "Events sent to the DLQ."),
         ];
@@ -130,7 +148,9 @@ impl Metrics {
         }
         out.push_str("# HELP roomstream_process_consumer_lag Records behind the end of each input partition.\n# TYPE roomstream_process_consumer_lag gauge\n");
         for ((t, p), lag) in self.lag.lock().map(|m| m.clone()).unwrap_or_default() {
-            out.push_str(&format!("roomstream_process_consumer_lag{{topic=\"{t}\",partition=\"{p}\"}} {lag}\n"));
+            out.push_str(&format!(
+                "roomstream_process_consumer_lag{{topic=\"{t}\",partition=\"{p}\"}} {lag}\n"
+            ));
         }
         let age = self
             .last_checkpoint

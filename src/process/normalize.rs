@@ -82,8 +82,7 @@ pub fn normalize(obs: &Observation) -> Result<SourceListing, Rejection> {
 
 /// The 시군구 code: from the 구 name or the 법정동 code when they name a Seoul 구, else the envelope's.
 fn derive_region(l: &SourceListing, envelope: &str) -> String {
-    l.gu
-        .as_deref()
+    l.gu.as_deref()
         .and_then(region::code_for_gu)
         .or_else(|| l.bjd_code.as_deref().and_then(region::code_for_bjd))
         .unwrap_or(envelope)
@@ -134,28 +133,42 @@ fn zigbang_v3(p: &Value) -> Result<SourceListing, Rejection> {
         .filter(|i| i.is_object())
         .ok_or_else(|| malformed("no `item` object"))?;
     let id = id_of(item.get("itemId")).ok_or_else(|| malformed("item.itemId missing"))?;
-    if item.get("status").and_then(Value::as_str).is_some_and(|s| s != "open") {
+    if item
+        .get("status")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s != "open")
+    {
         return Err(Rejection {
             reason: "out_of_scope",
             detail: format!("item status {:?}", item["status"]),
         });
     }
     check_rental(str_at(item, "salesType"))?;
-    let deposit = money_at(item.pointer("/price/deposit")).ok_or_else(|| malformed("item.price.deposit missing"))?;
-    let rent = money_at(item.pointer("/price/rent")).ok_or_else(|| malformed("item.price.rent missing"))?;
+    let deposit = money_at(item.pointer("/price/deposit"))
+        .ok_or_else(|| malformed("item.price.deposit missing"))?;
+    let rent = money_at(item.pointer("/price/rent"))
+        .ok_or_else(|| malformed("item.price.rent missing"))?;
     let building = building_of(str_at(item, "serviceType"));
     let addr = item.get("addressOrigin");
     let (gu, dong) = (
         addr.and_then(|a| str_at(a, "local2")).map(str::to_string),
         addr.and_then(|a| str_at(a, "local3")).map(str::to_string),
     );
-    let lot = str_at(item, "jibunAddress").and_then(|a| a.split_whitespace().nth(2)).map(str::to_string);
+    let lot = str_at(item, "jibunAddress")
+        .and_then(|a| a.split_whitespace().nth(2))
+        .map(str::to_string);
     let location = location_at(item.get("location"), Precision::Exact)
         .or_else(|| location_at(item.get("randomLocation"), Precision::Jittered));
     let mut facilities = Vec::new();
-    if let Some(pois) = item.pointer("/neighborhoods/nearbyPois").and_then(Value::as_array) {
+    if let Some(pois) = item
+        .pointer("/neighborhoods/nearbyPois")
+        .and_then(Value::as_array)
+    {
         for poi in pois {
-            let (Some(kind), Some(m)) = (str_at(poi, "poiType"), poi.get("distance").and_then(Value::as_u64)) else {
+            let (Some(kind), Some(m)) = (
+                str_at(poi, "poiType"),
+                poi.get("distance").and_then(Value::as_u64),
+            ) else {
                 continue;
             };
             if poi.get("exists").and_then(Value::as_bool) == Some(false) {
@@ -169,7 +182,11 @@ fn zigbang_v3(p: &Value) -> Result<SourceListing, Rejection> {
     let subway_stations = p
         .get("subways")
         .and_then(Value::as_array)
-        .map(|s| s.iter().filter_map(|x| str_at(x, "name").map(str::to_string)).collect())
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| str_at(x, "name").map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let broker = p
         .pointer("/realtor/officeRegNumber")
@@ -192,22 +209,34 @@ fn zigbang_v3(p: &Value) -> Result<SourceListing, Rejection> {
         });
     Ok(SourceListing {
         url: zigbang_url(building, &id),
-        key: SourceKey { platform: Platform::Zigbang, id },
+        key: SourceKey {
+            platform: Platform::Zigbang,
+            id,
+        },
         format: PayloadFormat::ZigbangV3Item.as_str().into(),
         lease: lease_of(rent),
         deposit,
         rent,
         fee: fee_value(item.pointer("/manageCost/amount")),
         area_m2: item.pointer("/area/전용면적M2").and_then(number),
-        floor: parse_floor(item.pointer("/floor/floor").and_then(Value::as_str).unwrap_or("")),
-        building_floors: item.pointer("/floor/allFloors").and_then(number).map(|f| f as i16),
+        floor: parse_floor(
+            item.pointer("/floor/floor")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        ),
+        building_floors: item
+            .pointer("/floor/allFloors")
+            .and_then(number)
+            .map(|f| f as i16),
         layout: layout_of(str_at(item, "roomType").unwrap_or("")),
         building,
         direction: str_at(item, "roomDirection").and_then(parse_direction),
         region_code: String::new(),
         gu,
         dong,
-        bjd_code: str_at(item, "bjdCode").filter(|c| c.len() == 10).map(str::to_string),
+        bjd_code: str_at(item, "bjdCode")
+            .filter(|c| c.len() == 10)
+            .map(str::to_string),
         lot,
         location,
         facilities,
@@ -227,24 +256,38 @@ fn zigbang_list(p: &Value) -> Result<SourceListing, Rejection> {
     let rent = money_at(p.get("rent")).ok_or_else(|| malformed("rent missing"))?;
     let building = building_of(str_at(p, "service_type"));
     let addr = p.get("addressOrigin");
-    let floor_text = str_at(p, "floor_string").or_else(|| str_at(p, "floor")).unwrap_or("");
+    let floor_text = str_at(p, "floor_string")
+        .or_else(|| str_at(p, "floor"))
+        .unwrap_or("");
     Ok(SourceListing {
         url: zigbang_url(building, &id),
-        key: SourceKey { platform: Platform::Zigbang, id },
+        key: SourceKey {
+            platform: Platform::Zigbang,
+            id,
+        },
         format: PayloadFormat::ZigbangList.as_str().into(),
         lease: lease_of(rent),
         deposit,
         rent,
         fee: fee_value(p.get("manage_cost")),
-        area_m2: p.pointer("/전용면적/m2").and_then(number).or_else(|| p.get("size_m2").and_then(number)),
+        area_m2: p
+            .pointer("/전용면적/m2")
+            .and_then(number)
+            .or_else(|| p.get("size_m2").and_then(number)),
         floor: parse_floor(floor_text),
         building_floors: p.get("building_floor").and_then(number).map(|f| f as i16),
         layout: layout_of(str_at(p, "room_type_title").unwrap_or("")),
         building,
         direction: None,
         region_code: String::new(),
-        gu: addr.and_then(|a| str_at(a, "local2")).or_else(|| str_at(p, "address2")).map(str::to_string),
-        dong: addr.and_then(|a| str_at(a, "local3")).or_else(|| str_at(p, "address3")).map(str::to_string),
+        gu: addr
+            .and_then(|a| str_at(a, "local2"))
+            .or_else(|| str_at(p, "address2"))
+            .map(str::to_string),
+        dong: addr
+            .and_then(|a| str_at(a, "local3"))
+            .or_else(|| str_at(p, "address3"))
+            .map(str::to_string),
         bjd_code: None,
         lot: None,
         location: location_at(p.get("random_location"), Precision::Jittered),
@@ -261,12 +304,16 @@ fn zigbang_list(p: &Value) -> Result<SourceListing, Rejection> {
 fn zigbang_daily_csv(p: &Value) -> Result<SourceListing, Rejection> {
     let id = id_of(p.get("매물ID")).ok_or_else(|| malformed("매물ID missing"))?;
     check_rental(str_at(p, "거래유형"))?;
-    let deposit = money_at(p.get("보증금(만원)")).ok_or_else(|| malformed("보증금(만원) missing"))?;
+    let deposit =
+        money_at(p.get("보증금(만원)")).ok_or_else(|| malformed("보증금(만원) missing"))?;
     let rent = money_at(p.get("월세(만원)")).ok_or_else(|| malformed("월세(만원) missing"))?;
     let building = building_of(str_at(p, "매물유형"));
     Ok(SourceListing {
         url: str_at(p, "URL").map_or_else(|| zigbang_url(building, &id), str::to_string),
-        key: SourceKey { platform: Platform::Zigbang, id },
+        key: SourceKey {
+            platform: Platform::Zigbang,
+            id,
+        },
         format: PayloadFormat::ZigbangDailyCsv.as_str().into(),
         lease: lease_of(rent),
         deposit,
@@ -300,12 +347,19 @@ fn zigbang_snapshot_csv(p: &Value) -> Result<SourceListing, Rejection> {
     let rent = money_at(p.get("rent")).ok_or_else(|| malformed("rent missing"))?;
     let building = building_of(str_at(p, "service_type"));
     let location = match (p.get("lat").and_then(number), p.get("lng").and_then(number)) {
-        (Some(lat), Some(lng)) => Some(Location { lat, lng, precision: Precision::Jittered }),
+        (Some(lat), Some(lng)) => Some(Location {
+            lat,
+            lng,
+            precision: Precision::Jittered,
+        }),
         _ => None,
     };
     Ok(SourceListing {
         url: zigbang_url(building, &id),
-        key: SourceKey { platform: Platform::Zigbang, id },
+        key: SourceKey {
+            platform: Platform::Zigbang,
+            id,
+        },
         format: PayloadFormat::ZigbangSnapshotCsv.as_str().into(),
         lease: lease_of(rent),
         deposit,
@@ -314,12 +368,20 @@ fn zigbang_snapshot_csv(p: &Value) -> Result<SourceListing, Rejection> {
         area_m2: p.get("size_m2").and_then(number),
         floor: parse_floor(str_at(p, "floor").unwrap_or("")),
         building_floors: None,
-        layout: if building == Building::OneRoomHouse { Layout::OneRoom } else { Layout::Unknown },
+        layout: if building == Building::OneRoomHouse {
+            Layout::OneRoom
+        } else {
+            Layout::Unknown
+        },
         building,
         direction: None,
         region_code: String::new(),
-        gu: str_at(p, "local2").or_else(|| str_at(p, "search_gu")).map(str::to_string),
-        dong: str_at(p, "local3").or_else(|| str_at(p, "search_dong")).map(str::to_string),
+        gu: str_at(p, "local2")
+            .or_else(|| str_at(p, "search_gu"))
+            .map(str::to_string),
+        dong: str_at(p, "local3")
+            .or_else(|| str_at(p, "search_dong"))
+            .map(str::to_string),
         bjd_code: None,
         lot: None,
         location,
@@ -334,19 +396,35 @@ fn zigbang_snapshot_csv(p: &Value) -> Result<SourceListing, Rejection> {
 }
 
 fn dabang_v5(p: &Value) -> Result<SourceListing, Rejection> {
-    let id = str_at(p, "id").filter(|s| !s.is_empty()).ok_or_else(|| malformed("id missing"))?.to_string();
+    let id = str_at(p, "id")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| malformed("id missing"))?
+        .to_string();
     let price = str_at(p, "priceTitle").ok_or_else(|| malformed("priceTitle missing"))?;
-    let (deposit, rent) = parse_price_title(price).ok_or_else(|| malformed(format!("priceTitle {price:?} is not a price")))?;
+    let (deposit, rent) = parse_price_title(price)
+        .ok_or_else(|| malformed(format!("priceTitle {price:?} is not a price")))?;
     match str_at(p, "priceTypeName") {
         Some("월세") | Some("전세") | None => {}
-        Some(other) => return Err(Rejection { reason: "out_of_scope", detail: format!("priceTypeName {other:?}") }),
+        Some(other) => {
+            return Err(Rejection {
+                reason: "out_of_scope",
+                detail: format!("priceTypeName {other:?}"),
+            });
+        }
     }
     let desc = str_at(p, "roomDesc").ok_or_else(|| malformed("roomDesc missing"))?;
     let parts: Vec<&str> = desc.split(',').map(str::trim).collect();
     let floor = parts.first().map_or(Floor::Unknown, |f| parse_floor(f));
-    let area_m2 = parts.iter().find(|s| s.ends_with("m²") || s.ends_with("㎡")).and_then(|s| {
-        s.trim_end_matches("m²").trim_end_matches('㎡').trim().parse::<f64>().ok()
-    });
+    let area_m2 = parts
+        .iter()
+        .find(|s| s.ends_with("m²") || s.ends_with("㎡"))
+        .and_then(|s| {
+            s.trim_end_matches("m²")
+                .trim_end_matches('㎡')
+                .trim()
+                .parse::<f64>()
+                .ok()
+        });
     let fee = match parts.iter().find(|s| s.starts_with("관리비")) {
         Some(s) => parse_fee_text(s).ok_or_else(|| malformed(format!("fee {s:?} in roomDesc")))?,
         None => None,
@@ -361,7 +439,10 @@ fn dabang_v5(p: &Value) -> Result<SourceListing, Rejection> {
     };
     Ok(SourceListing {
         url: format!("https://www.dabangapp.com/room/{id}"),
-        key: SourceKey { platform: Platform::Dabang, id },
+        key: SourceKey {
+            platform: Platform::Dabang,
+            id,
+        },
         format: PayloadFormat::DabangV5Room.as_str().into(),
         lease: lease_of(rent),
         deposit,
@@ -383,7 +464,12 @@ fn dabang_v5(p: &Value) -> Result<SourceListing, Rejection> {
         subway_stations: Vec::new(),
         broker: None,
         title: str_at(p, "roomTitle").unwrap_or("").trim().to_string(),
-        image_url: p.get("imgUrlList").and_then(Value::as_array).and_then(|a| a.first()).and_then(Value::as_str).map(str::to_string),
+        image_url: p
+            .get("imgUrlList")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .map(str::to_string),
         posted_at: None,
         updated_at: None,
     })
@@ -396,8 +482,14 @@ fn dabang_v5(p: &Value) -> Result<SourceListing, Rejection> {
 /// Parses an amount written the Korean way into 만원: `1억5000` → 15000, `3억 2,000` → 32000, `7000`,
 /// `2억` → 20000, `500만` → 500. `None` for anything else.
 pub fn parse_man(text: &str) -> Option<u32> {
-    let s: String = text.chars().filter(|c| !c.is_whitespace() && *c != ',').collect();
-    let s = s.strip_suffix("만원").or_else(|| s.strip_suffix('만')).unwrap_or(&s);
+    let s: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ',')
+        .collect();
+    let s = s
+        .strip_suffix("만원")
+        .or_else(|| s.strip_suffix('만'))
+        .unwrap_or(&s);
     if s.is_empty() {
         return None;
     }
@@ -405,7 +497,11 @@ pub fn parse_man(text: &str) -> Option<u32> {
         Some((e, r)) => (e.parse::<u32>().ok()?, r),
         None => (0, s),
     };
-    let man = if rest.is_empty() { 0 } else { rest.parse::<u32>().ok()? };
+    let man = if rest.is_empty() {
+        0
+    } else {
+        rest.parse::<u32>().ok()?
+    };
     eok.checked_mul(10_000)?.checked_add(man)
 }
 
@@ -427,9 +523,16 @@ pub fn parse_fee_text(text: &str) -> Option<Option<f64>> {
     if t.contains("없음") || t == "0" {
         return Some(Some(0.0));
     }
-    let num: String = t.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
+    let num: String = t
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let v: f64 = num.parse().ok()?;
-    Some(Some(if t.ends_with('원') && !t.ends_with("만원") { v / 10_000.0 } else { v }))
+    Some(Some(if t.ends_with('원') && !t.ends_with("만원") {
+        v / 10_000.0
+    } else {
+        v
+    }))
 }
 
 /// A 관리비 number in either unit: values of 1,000 and more are 원 (Zigbang's list API and the snapshot
@@ -532,7 +635,11 @@ fn zigbang_url(building: Building, id: &str) -> String {
 }
 
 fn lease_of(rent: u32) -> Lease {
-    if rent == 0 { Lease::Jeonse } else { Lease::Monthly }
+    if rent == 0 {
+        Lease::Jeonse
+    } else {
+        Lease::Monthly
+    }
 }
 
 fn check_rental(sales_type: Option<&str>) -> Result<(), Rejection> {
@@ -562,7 +669,10 @@ fn facility_kind(poi_type: &str) -> String {
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// A number, or a string holding one (CSV rows arrive as strings).
@@ -578,7 +688,10 @@ fn number(v: &Value) -> Option<f64> {
 /// A money amount in 만원: a number, or a Korean amount string.
 fn money_at(v: Option<&Value>) -> Option<u32> {
     match v? {
-        Value::Number(n) => n.as_f64().filter(|x| *x >= 0.0 && *x < 4e9).map(|x| x.round() as u32),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|x| *x >= 0.0 && *x < 4e9)
+            .map(|x| x.round() as u32),
         Value::String(s) => parse_man(s),
         _ => None,
     }
@@ -594,8 +707,15 @@ fn id_of(v: Option<&Value>) -> Option<String> {
 
 fn location_at(v: Option<&Value>, precision: Precision) -> Option<Location> {
     let v = v?;
-    let (lat, lng) = (v.get("lat").and_then(number)?, v.get("lng").and_then(number)?);
-    (lat != 0.0 || lng != 0.0).then_some(Location { lat, lng, precision })
+    let (lat, lng) = (
+        v.get("lat").and_then(number)?,
+        v.get("lng").and_then(number)?,
+    );
+    (lat != 0.0 || lng != 0.0).then_some(Location {
+        lat,
+        lng,
+        precision,
+    })
 }
 
 #[cfg(test)]

@@ -166,7 +166,10 @@ pub fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .map(|t| t.to_offset(time::macros::offset!(+9)))
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -192,13 +195,24 @@ pub fn build(
     let mut ordered: Vec<&(&SourceKey, &SourceState)> = members.iter().collect();
     ordered.sort_by(|a, b| rank(a.1).cmp(&rank(b.1)).then(a.0.cmp(b.0)));
     let best = &ordered[0].1.listing;
-    let first = |f: &dyn Fn(&SourceState) -> bool| ordered.iter().find(|m| f(m.1)).map(|m| &m.1.listing);
+    let first =
+        |f: &dyn Fn(&SourceState) -> bool| ordered.iter().find(|m| f(m.1)).map(|m| &m.1.listing);
     let fee = first(&|s| s.listing.fee.is_some()).and_then(|l| l.fee);
-    let location = first(&|s| s.listing.location.is_some_and(|l| l.precision == super::model::Precision::Exact))
-        .or_else(|| first(&|s| s.listing.location.is_some()))
-        .and_then(|l| l.location);
-    let facilities = first(&|s| !s.listing.facilities.is_empty()).map(|l| l.facilities.iter().cloned().collect()).unwrap_or_default();
-    let first_seen = members.iter().map(|m| m.1.first_seen).min().unwrap_or_default();
+    let location = first(&|s| {
+        s.listing
+            .location
+            .is_some_and(|l| l.precision == super::model::Precision::Exact)
+    })
+    .or_else(|| first(&|s| s.listing.location.is_some()))
+    .and_then(|l| l.location);
+    let facilities = first(&|s| !s.listing.facilities.is_empty())
+        .map(|l| l.facilities.iter().cloned().collect())
+        .unwrap_or_default();
+    let first_seen = members
+        .iter()
+        .map(|m| m.1.first_seen)
+        .min()
+        .unwrap_or_default();
     let history = &ordered[0].1.history;
     CanonicalListing {
         schema: LISTING_SCHEMA.into(),
@@ -215,17 +229,29 @@ pub fn build(
         area_m2: best.area_m2,
         area_pyeong: best.area_pyeong().map(|p| (p * 100.0).round() / 100.0),
         floor: best.floor,
-        building_floors: first(&|s| s.listing.building_floors.is_some()).and_then(|l| l.building_floors),
+        building_floors: first(&|s| s.listing.building_floors.is_some())
+            .and_then(|l| l.building_floors),
         layout: best.layout,
-        building: first(&|s| s.listing.building != Building::Unknown).map_or(Building::Unknown, |l| l.building),
+        building: first(&|s| s.listing.building != Building::Unknown)
+            .map_or(Building::Unknown, |l| l.building),
         direction: first(&|s| s.listing.direction.is_some()).and_then(|l| l.direction.clone()),
         location,
         facilities,
-        subway_stations: first(&|s| !s.listing.subway_stations.is_empty()).map(|l| l.subway_stations.clone()).unwrap_or_default(),
+        subway_stations: first(&|s| !s.listing.subway_stations.is_empty())
+            .map(|l| l.subway_stations.clone())
+            .unwrap_or_default(),
         title: best.title.clone(),
         image_url: first(&|s| s.listing.image_url.is_some()).and_then(|l| l.image_url.clone()),
-        posted_at: members.iter().filter_map(|m| m.1.listing.posted_at).min().map(rfc3339),
-        updated_at: members.iter().filter_map(|m| m.1.listing.updated_at).max().map(rfc3339),
+        posted_at: members
+            .iter()
+            .filter_map(|m| m.1.listing.posted_at)
+            .min()
+            .map(rfc3339),
+        updated_at: members
+            .iter()
+            .filter_map(|m| m.1.listing.updated_at)
+            .max()
+            .map(rfc3339),
         first_seen_at: rfc3339(first_seen),
         broker,
         members: members
@@ -249,7 +275,12 @@ pub fn build(
 }
 
 fn price_point(r: &PriceRun) -> PricePoint {
-    PricePoint { from: rfc3339(r.from), deposit: r.deposit, rent: r.rent, fee: r.fee }
+    PricePoint {
+        from: rfc3339(r.from),
+        deposit: r.deposit,
+        rent: r.rent,
+        fee: r.fee,
+    }
 }
 
 impl CanonicalListing {

@@ -118,7 +118,11 @@ pub fn evidence(a: &SourceListing, b: &SourceListing) -> Option<Evidence> {
     let floor = if a.floor == b.floor { 1.0 } else { 0.5 };
     let title = jaccard(&a.title, &b.title);
     let parts = [area, price, distance, fee, floor, broker, title];
-    let score = parts.iter().zip(WEIGHTS).map(|(p, (_, w))| p * w).sum::<f64>();
+    let score = parts
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(p, (_, w))| p * w)
+        .sum::<f64>();
     Some(Evidence {
         distance_m: distance_m.map(|d| (d * 10.0).round() / 10.0),
         area_gap_m2: (area_gap * 100.0).round() / 100.0,
@@ -228,13 +232,24 @@ impl Clusters {
                 let gap = (MAX_AREA_GAP * 100.0) as i64;
                 let lo = (block.clone(), centi - gap, min_key());
                 let hi = (block.clone(), centi + gap + 1, min_key());
-                let candidates: Vec<SourceKey> =
-                    self.index.range(lo..hi).map(|(_, _, k)| k.clone()).collect();
+                let candidates: Vec<SourceKey> = self
+                    .index
+                    .range(lo..hi)
+                    .map(|(_, _, k)| k.clone())
+                    .collect();
                 for other in candidates {
-                    let Some((ol, _)) = lookup(&other) else { continue };
+                    let Some((ol, _)) = lookup(&other) else {
+                        continue;
+                    };
                     if let Some(ev) = evidence(l, ol).filter(|e| e.score >= threshold) {
-                        self.edges.entry(key.clone()).or_default().insert(other.clone(), ev.clone());
-                        self.edges.entry(other.clone()).or_default().insert(key.clone(), ev);
+                        self.edges
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(other.clone(), ev.clone());
+                        self.edges
+                            .entry(other.clone())
+                            .or_default()
+                            .insert(key.clone(), ev);
                         affected.insert(other);
                     }
                 }
@@ -244,8 +259,10 @@ impl Clusters {
         }
         // The components the affected listings were in (old neighbours' and new neighbours' alike): each
         // is recomputed below, or ends.
-        let old_components: BTreeSet<String> =
-            affected.iter().filter_map(|k| self.of.get(k).cloned()).collect();
+        let old_components: BTreeSet<String> = affected
+            .iter()
+            .filter_map(|k| self.of.get(k).cloned())
+            .collect();
         // Recompute the components that contain an affected listing.
         let mut seen: BTreeSet<SourceKey> = BTreeSet::new();
         let mut new_components = 0u64;
@@ -274,7 +291,8 @@ impl Clusters {
                 .cloned()
                 .unwrap_or_else(|| start.clone());
             let id = canonical_id(&founder);
-            let previous: BTreeSet<&String> = component.iter().filter_map(|k| self.of.get(k)).collect();
+            let previous: BTreeSet<&String> =
+                component.iter().filter_map(|k| self.of.get(k)).collect();
             if previous.len() > 1 {
                 touched.merges += 1;
             }
@@ -294,7 +312,12 @@ impl Clusters {
             let still: BTreeSet<SourceKey> = self
                 .members
                 .get(&id)
-                .map(|m| m.iter().filter(|k| self.of.get(*k) == Some(&id)).cloned().collect())
+                .map(|m| {
+                    m.iter()
+                        .filter(|k| self.of.get(*k) == Some(&id))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
             if still.is_empty() {
                 self.members.remove(&id);
@@ -313,7 +336,9 @@ impl Clusters {
 
     /// The links among a component's members (each once).
     pub fn links(&self, id: &str) -> Vec<(&SourceKey, &SourceKey, &Evidence)> {
-        let Some(members) = self.members.get(id) else { return Vec::new() };
+        let Some(members) = self.members.get(id) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for a in members {
             if let Some(e) = self.edges.get(a) {

@@ -118,11 +118,17 @@ struct ProcessContext {
 impl ClientContext for ProcessContext {}
 
 impl ConsumerContext for ProcessContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
         let mut shared = lock(&self.shared);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let partitions: BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                let partitions: BTreeSet<i32> =
+                    tpl.elements().iter().map(|e| e.partition()).collect();
                 match shared.assign(&partitions) {
                     Ok(positions) => {
                         if let Err(e) = consumer.assign(&positions) {
@@ -158,16 +164,30 @@ impl Shared {
     fn assign(&mut self, partitions: &BTreeSet<i32>) -> Result<TopicPartitionList, ProcessError> {
         let mut tpl = TopicPartitionList::new();
         for &p in partitions {
-            let ckpt = if self.replay { None } else { self.handle.block_on(self.store.load(p))? };
+            let ckpt = if self.replay {
+                None
+            } else {
+                self.handle.block_on(self.store.load(p))?
+            };
             let (state, listings_from) = match ckpt {
                 Some(c) => (c.state, c.listings_next),
-                None => (PartitionState { partition: p, ..PartitionState::default() }, None),
+                None => (
+                    PartitionState {
+                        partition: p,
+                        ..PartitionState::default()
+                    },
+                    None,
+                ),
             };
             tpl.add_partition_offset(&self.names.observed, p, Offset::Offset(state.observed_next))?;
             tpl.add_partition_offset(&self.names.sweeps, p, Offset::Offset(state.sweeps_next))?;
             let timeout = Duration::from_secs(10);
-            let (_, obs_end) = self.probe.fetch_watermarks(&self.names.observed, p, timeout)?;
-            let (_, sweeps_end) = self.probe.fetch_watermarks(&self.names.sweeps, p, timeout)?;
+            let (_, obs_end) = self
+                .probe
+                .fetch_watermarks(&self.names.observed, p, timeout)?;
+            let (_, sweeps_end) = self
+                .probe
+                .fetch_watermarks(&self.names.sweeps, p, timeout)?;
             tracing::info!(
                 partition = p,
                 from_observed = state.observed_next,
@@ -188,11 +208,20 @@ impl Shared {
     /// catching up has published nothing since its restore, so its checkpoint keeps the `listings.v1`
     /// positions it was restored with: a restore from it reconciles against the same records.
     fn checkpoint(&mut self, partitions: &[i32]) -> Result<(), ProcessError> {
-        let owned: Vec<i32> = partitions.iter().copied().filter(|p| self.engine.parts.contains_key(p)).collect();
+        let owned: Vec<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| self.engine.parts.contains_key(p))
+            .collect();
         if owned.is_empty() {
             return Ok(());
         }
-        let live = owned.iter().any(|p| self.engine.parts.get(p).is_some_and(|part| !part.catching_up));
+        let live = owned.iter().any(|p| {
+            self.engine
+                .parts
+                .get(p)
+                .is_some_and(|part| !part.catching_up)
+        });
         let ends = if live {
             self.producer.finish()?;
             Some(self.listings_ends()?)
@@ -200,14 +229,22 @@ impl Shared {
             None
         };
         for p in owned {
-            let Some(part) = self.engine.parts.get(&p) else { continue };
-            let listings_next = if part.catching_up { self.listings_from.get(&p).cloned().flatten() } else { ends.clone() };
+            let Some(part) = self.engine.parts.get(&p) else {
+                continue;
+            };
+            let listings_next = if part.catching_up {
+                self.listings_from.get(&p).cloned().flatten()
+            } else {
+                ends.clone()
+            };
             let ckpt = Checkpoint {
                 state: part.state.clone(),
                 listings_next,
                 brokers_next: self.engine.brokers_next,
             };
-            let bytes = self.handle.block_on(self.store.save(&ckpt))?;
+            let bytes = self
+                .handle
+                .block_on(self.store.save(&ckpt, !part.catching_up))?;
             self.last_bytes.insert(p, bytes as u64);
             self.summary.checkpoints += 1;
         }
@@ -245,7 +282,11 @@ impl Shared {
                     // A replay re-reads events the DLQ already holds: count them, do not send twice.
                     if !self.replay {
                         let bytes = serde_json::to_vec(&event).unwrap_or_default();
-                        self.producer.send(TopicKind::Dlq, event.key.as_deref().unwrap_or(""), &bytes)?;
+                        self.producer.send(
+                            TopicKind::Dlq,
+                            event.key.as_deref().unwrap_or(""),
+                            &bytes,
+                        )?;
                     }
                 }
             }
@@ -255,7 +296,13 @@ impl Shared {
 }
 
 /// Runs the processor until stopped (or idle, with `exit_when_idle`).
-pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: Arc<Metrics>, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<RunSummary, ProcessError> {
+pub fn run(
+    cfg: &Config,
+    opts: &RunOptions,
+    engine_cfg: EngineConfig,
+    metrics: Arc<Metrics>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<RunSummary, ProcessError> {
     let handle = Handle::current();
     let ns = &cfg.kafka.namespace;
     let names = Names {
@@ -276,7 +323,10 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
     tracing::info!(people = engine.brokers.len(), "broker registry loaded");
 
     let group = if opts.replay {
-        format!("{ns}.replay-{}", time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+        format!(
+            "{ns}.replay-{}",
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        )
     } else {
         format!("{ns}.process")
     };
@@ -299,18 +349,22 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "10000")
+        .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "600000")
+        .set("max.poll.interval.ms", "20000")
         .set("fetch.wait.max.ms", "100")
-        .create_with_context(ProcessContext { shared: shared.clone() })?;
+        .create_with_context(ProcessContext {
+            shared: shared.clone(),
+        })?;
     consumer.subscribe(&[&names.observed, &names.sweeps])?;
 
     let bar = opts.progress.then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} inputs ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} inputs ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_message(if opts.replay { "replay" } else { "process" });
         b
@@ -333,7 +387,11 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
             }
             if let Some(msg) = msg {
                 let msg = msg?;
-                let at = Position { topic: msg.topic(), partition: msg.partition(), offset: msg.offset() };
+                let at = Position {
+                    topic: msg.topic(),
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                };
                 let mut out = Vec::new();
                 if msg.topic() == names.observed {
                     s.engine.observe(at, msg.key(), msg.payload(), &mut out);
@@ -353,7 +411,11 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
             for _ in 0..1000 {
                 match brokers.poll(Duration::ZERO) {
                     Some(Ok(m)) => s.engine.broker(
-                        Position { topic: m.topic(), partition: m.partition(), offset: m.offset() },
+                        Position {
+                            topic: m.topic(),
+                            partition: m.partition(),
+                            offset: m.offset(),
+                        },
                         m.key(),
                         m.payload(),
                         &mut out,
@@ -369,7 +431,13 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
             let s = lock(&shared);
             s.targets
                 .iter()
-                .filter(|(p, (o, w))| s.engine.parts.get(p).is_some_and(|part| part.catching_up && part.state.observed_next >= *o && part.state.sweeps_next >= *w))
+                .filter(|(p, (o, w))| {
+                    s.engine.parts.get(p).is_some_and(|part| {
+                        part.catching_up
+                            && part.state.observed_next >= *o
+                            && part.state.sweeps_next >= *w
+                    })
+                })
                 .map(|(p, _)| *p)
                 .collect()
         };
@@ -381,11 +449,20 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
             }
             for p in caught_up {
                 let from = s.listings_from.get(&p).cloned().flatten();
-                let base = s.engine.parts.get(&p).map(|x| x.state.published.clone()).unwrap_or_default();
+                let base = s
+                    .engine
+                    .parts
+                    .get(&p)
+                    .map(|x| x.state.published.clone())
+                    .unwrap_or_default();
                 let held = held_listings(cfg, &names.listings, p, from, base)?;
                 let mut out = Vec::new();
                 let n = s.engine.reconcile(p, held, &mut out);
-                tracing::info!(partition = p, republished = n, "caught up and reconciled with listings.v1");
+                tracing::info!(
+                    partition = p,
+                    republished = n,
+                    "caught up and reconciled with listings.v1"
+                );
                 s.emit(out)?;
                 s.listings_from.remove(&p);
                 s.checkpoint(&[p])?;
@@ -409,8 +486,12 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
                 let mut total = 0i64;
                 for (p, part) in &s.engine.parts {
                     let ends = (
-                        probe.fetch_watermarks(&names.observed, *p, Duration::from_secs(5)).map(|w| w.1),
-                        probe.fetch_watermarks(&names.sweeps, *p, Duration::from_secs(5)).map(|w| w.1),
+                        probe
+                            .fetch_watermarks(&names.observed, *p, Duration::from_secs(5))
+                            .map(|w| w.1),
+                        probe
+                            .fetch_watermarks(&names.sweeps, *p, Duration::from_secs(5))
+                            .map(|w| w.1),
                     );
                     let (Ok(o), Ok(w)) = ends else {
                         idle = false;
@@ -418,20 +499,31 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
                     };
                     metrics.set_lag(&names.observed, *p, o - part.state.observed_next);
                     metrics.set_lag(&names.sweeps, *p, w - part.state.sweeps_next);
-                    total += (o - part.state.observed_next).max(0) + (w - part.state.sweeps_next).max(0);
-                    idle &= !part.catching_up && part.state.observed_next >= o && part.state.sweeps_next >= w;
+                    total +=
+                        (o - part.state.observed_next).max(0) + (w - part.state.sweeps_next).max(0);
+                    idle &= !part.catching_up
+                        && part.state.observed_next >= o
+                        && part.state.sweeps_next >= w;
                 }
                 (idle, total)
             };
             if let Some(b) = &bar {
                 b.set_length(b.position() + lag_total.max(0) as u64);
             }
-            if opts.exit_when_idle && idle {
-                break;
-            }
-            if opts.exit_when_idle && lock(&shared).engine.parts.is_empty() && started.elapsed() > Duration::from_secs(60) {
-                tracing::warn!("no partition was assigned within 60 s; exiting");
-                break;
+            // With --exit-when-idle, stop only when *every* partition is done — ours consumed to the end,
+            // the others checkpointed at their ends by whoever owns them — so that an instance never
+            // leaves a partition behind with a member that died holding it.
+            if opts.exit_when_idle && (idle || lock(&shared).engine.parts.is_empty()) {
+                let s = lock(&shared);
+                let owned: BTreeSet<i32> = s.engine.parts.keys().copied().collect();
+                if all_done(&s, &owned)? {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(600) {
+                    return Err(ProcessError::Other(
+                        "--exit-when-idle: partitions still not done after 600 s".into(),
+                    ));
+                }
             }
         }
     }
@@ -451,6 +543,26 @@ pub fn run(cfg: &Config, opts: &RunOptions, engine_cfg: EngineConfig, metrics: A
     Ok(summary)
 }
 
+/// Whether every input partition not in `owned` has a reconciled checkpoint at the end of its inputs.
+fn all_done(s: &Shared, owned: &BTreeSet<i32>) -> Result<bool, ProcessError> {
+    let timeout = Duration::from_secs(5);
+    for p in 0..TopicKind::Observed.def().partitions {
+        if owned.contains(&p) {
+            continue;
+        }
+        let (_, o) = s.probe.fetch_watermarks(&s.names.observed, p, timeout)?;
+        let (_, w) = s.probe.fetch_watermarks(&s.names.sweeps, p, timeout)?;
+        let done = match s.handle.block_on(s.store.progress(p))? {
+            Some(pr) => pr.reconciled && pr.observed_next >= o && pr.sweeps_next >= w,
+            None => o == 0 && w == 0,
+        };
+        if !done {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn registry_consumer(cfg: &Config, topic: &str) -> Result<BaseConsumer, ProcessError> {
     let consumer: BaseConsumer = client_config(&cfg.kafka)
         .set("group.id", format!("{}.registry", cfg.kafka.namespace))
@@ -467,17 +579,29 @@ fn registry_consumer(cfg: &Config, topic: &str) -> Result<BaseConsumer, ProcessE
 }
 
 /// Reads the registry up to its current end (`initial`: from wherever the consumer is, logging).
-fn read_registry(consumer: &BaseConsumer, probe: &BaseConsumer, topic: &str, engine: &mut Engine, initial: bool) -> Result<(), ProcessError> {
+fn read_registry(
+    consumer: &BaseConsumer,
+    probe: &BaseConsumer,
+    topic: &str,
+    engine: &mut Engine,
+    initial: bool,
+) -> Result<(), ProcessError> {
     let (_, end) = probe.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut out = Vec::new();
     while engine.brokers_next < end {
         if Instant::now() > deadline {
-            return Err(ProcessError::Other(format!("could not read {topic} to offset {end} within 120 s")));
+            return Err(ProcessError::Other(format!(
+                "could not read {topic} to offset {end} within 120 s"
+            )));
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => engine.broker(
-                Position { topic: m.topic(), partition: m.partition(), offset: m.offset() },
+                Position {
+                    topic: m.topic(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                },
                 m.key(),
                 m.payload(),
                 &mut out,
@@ -487,7 +611,10 @@ fn read_registry(consumer: &BaseConsumer, probe: &BaseConsumer, topic: &str, eng
         }
     }
     if initial && !out.is_empty() {
-        tracing::warn!(events = out.len(), "registry records rejected while loading");
+        tracing::warn!(
+            events = out.len(),
+            "registry records rejected while loading"
+        );
     }
     // Outputs of the initial load are DLQ events only (no partition is owned yet); re-reading the
     // registry after a catch-up is covered by the reconcile that follows.
@@ -496,9 +623,18 @@ fn read_registry(consumer: &BaseConsumer, probe: &BaseConsumer, topic: &str, eng
 
 /// What `listings.v1` holds for partition `p`: `base` (the checkpoint's map) updated by every record
 /// published for p after `from` (every record when `from` is None).
-fn held_listings(cfg: &Config, topic: &str, p: i32, from: Option<Vec<i64>>, mut base: BTreeMap<String, [u8; 16]>) -> Result<BTreeMap<String, [u8; 16]>, ProcessError> {
+fn held_listings(
+    cfg: &Config,
+    topic: &str,
+    p: i32,
+    from: Option<Vec<i64>>,
+    mut base: BTreeMap<String, [u8; 16]>,
+) -> Result<BTreeMap<String, [u8; 16]>, ProcessError> {
     let consumer: BaseConsumer = client_config(&cfg.kafka)
-        .set("group.id", format!("{}.listings-reader", cfg.kafka.namespace))
+        .set(
+            "group.id",
+            format!("{}.listings-reader", cfg.kafka.namespace),
+        )
         .set("enable.auto.commit", "false")
         .create()?;
     let partitions = TopicKind::Listings.def().partitions;
@@ -508,7 +644,10 @@ fn held_listings(cfg: &Config, topic: &str, p: i32, from: Option<Vec<i64>>, mut 
     let mut tpl = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
     for lp in 0..partitions {
-        let start = from.as_ref().and_then(|f| f.get(lp as usize).copied()).unwrap_or(0);
+        let start = from
+            .as_ref()
+            .and_then(|f| f.get(lp as usize).copied())
+            .unwrap_or(0);
         let (_, end) = consumer.fetch_watermarks(topic, lp, Duration::from_secs(10))?;
         if start < end {
             tpl.add_partition_offset(topic, lp, Offset::Offset(start))?;
@@ -522,14 +661,20 @@ fn held_listings(cfg: &Config, topic: &str, p: i32, from: Option<Vec<i64>>, mut 
     let deadline = Instant::now() + Duration::from_secs(300);
     while !ends.is_empty() {
         if Instant::now() > deadline {
-            return Err(ProcessError::Other(format!("could not read {topic} to its end within 300 s")));
+            return Err(ProcessError::Other(format!(
+                "could not read {topic} to its end within 300 s"
+            )));
         }
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
         let m = m?;
         if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(0) {
             ends.remove(&m.partition());
         }
-        let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
+        let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+            continue;
+        };
         match m.payload() {
             None => {
                 base.remove(key);

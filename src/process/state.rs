@@ -15,7 +15,10 @@ use super::checkpoint::{CheckpointError, CheckpointStore};
 use super::engine::PartitionState;
 
 /// Every partition's latest checkpointed state, by partition.
-pub async fn load_all(store: &CheckpointStore, partitions: i32) -> Result<BTreeMap<i32, PartitionState>, CheckpointError> {
+pub async fn load_all(
+    store: &CheckpointStore,
+    partitions: i32,
+) -> Result<BTreeMap<i32, PartitionState>, CheckpointError> {
     let mut out = BTreeMap::new();
     for p in store.partitions(partitions).await? {
         if let Some(c) = store.load(p).await? {
@@ -50,8 +53,10 @@ pub fn hash(states: &BTreeMap<i32, PartitionState>) -> (String, BTreeMap<String,
             h.update(state.published.get(id).copied().unwrap_or_default());
         }
     }
-    let per_region: BTreeMap<String, String> =
-        regions.into_iter().map(|(r, h)| (r, hex(&h.finalize()))).collect();
+    let per_region: BTreeMap<String, String> = regions
+        .into_iter()
+        .map(|(r, h)| (r, hex(&h.finalize())))
+        .collect();
     let mut total = Sha256::new();
     for (r, h) in &per_region {
         total.update(r.as_bytes());

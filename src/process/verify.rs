@@ -54,13 +54,18 @@ impl BrokerTable {
     /// Applies a registry record; returns the registration number it touched.
     pub fn apply(&mut self, r: &BrokerRecord) -> String {
         let licensed = matches!(r.broker_kind_code, Some(2) | Some(3))
-            && r.certificate_number.as_deref().is_some_and(|c| !c.trim().is_empty());
+            && r.certificate_number
+                .as_deref()
+                .is_some_and(|c| !c.trim().is_empty());
         self.offices
             .entry(r.registration_number.clone())
             .or_default()
             .insert(
                 r.person_name.trim().to_string(),
-                Entry { licensed, office: r.office_name.clone() },
+                Entry {
+                    licensed,
+                    office: r.office_name.clone(),
+                },
             );
         r.registration_number.clone()
     }
@@ -107,14 +112,26 @@ impl BrokerTable {
         let Some(office) = self.offices.get(&b.registration_number) else {
             return verdict(
                 "unverified",
-                format!("registration number {} is not in the registry", b.registration_number),
+                format!(
+                    "registration number {} is not in the registry",
+                    b.registration_number
+                ),
             );
         };
         match &b.person {
             Some(person) => match office.get(person) {
-                Some(e) if e.licensed => verdict("verified", format!("{person} is a licensed broker of this office")),
-                Some(_) => verdict("unverified", format!("{person} is registered but not licensed")),
-                None => verdict("unverified", format!("{person} is not registered at this office")),
+                Some(e) if e.licensed => verdict(
+                    "verified",
+                    format!("{person} is a licensed broker of this office"),
+                ),
+                Some(_) => verdict(
+                    "unverified",
+                    format!("{person} is registered but not licensed"),
+                ),
+                None => verdict(
+                    "unverified",
+                    format!("{person} is not registered at this office"),
+                ),
             },
             None if office.values().any(|e| e.licensed) => {
                 verdict("verified", "the office has a licensed broker".into())

@@ -122,7 +122,8 @@ impl TestEnv {
 
     /// The variables that give the binary this test's configuration.
     pub fn env_vars(&self) -> Vec<(&str, &str)> {
-        let mut vars: Vec<(&str, &str)> = vec![("ROOMSTREAM_KAFKA_BROKERS", &self.cfg.kafka.brokers)];
+        let mut vars: Vec<(&str, &str)> =
+            vec![("ROOMSTREAM_KAFKA_BROKERS", &self.cfg.kafka.brokers)];
         vars.extend(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         vars
     }
