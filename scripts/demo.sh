@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The demo: bring up a local broker (and the other loopback services), create the topics and run a
-# crawl — a calibrated synthetic week of Seoul one-room listings, plus the real fixtures where
-# ../shared/fixtures/real exists. Services stay up afterwards; `scripts/services.sh down demo` stops them.
+# The demo: bring up a local broker (and the other loopback services), create the topics, run a crawl —
+# a calibrated synthetic week of Seoul one-room listings, plus the real fixtures where
+# ../shared/fixtures/real exists — then the processor: one deduplicated state, its hash, and how well it
+# merged the same flat across Zigbang and Dabang against the simulator's ground truth.
+# Each run uses its own namespace (`demo-<time>`), so it starts clean. Services stay up afterwards;
+# `scripts/services.sh down demo` stops them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/roomstream/target}
 export PATH="$HOME/.cargo/bin:$PATH"
+export ROOMSTREAM_KAFKA_NAMESPACE=${ROOMSTREAM_KAFKA_NAMESPACE:-demo-$(date +%Y%m%d%H%M%S)}
 
 scripts/services.sh up demo
 cargo build --locked --bin roomstream
@@ -21,6 +25,11 @@ else
   echo "(no real fixtures at $fixtures: skipping the fixture crawl)"
 fi
 rs topics check
+rs process --exit-when-idle
+rs eval dedup --truth out/demo/truth.jsonl
+rs state hash | head -1
+rs state dump --out out/demo/listings.jsonl
 echo
-echo "Events are on the topics demo.observed.v1, demo.sweeps.v1 and demo.brokers.v1 at 127.0.0.1:9092;"
-echo "the simulator's ground truth is in out/demo/truth.jsonl. Stop the services with: scripts/services.sh down demo"
+echo "Namespace $ROOMSTREAM_KAFKA_NAMESPACE on 127.0.0.1:9092: events on .observed.v1/.sweeps.v1/.brokers.v1,"
+echo "deduplicated listings on .listings.v1 (also in out/demo/listings.jsonl), rejects on .dlq.v1;"
+echo "checkpoints under /tmp/roomstream-demo/store. Stop the services with: scripts/services.sh down demo"

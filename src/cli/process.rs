@@ -353,10 +353,8 @@ pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> 
                     serde_json::Value::String(raw) => raw.clone().into_bytes(),
                     v => serde_json::to_vec(v)?,
                 };
-                if !dry_run {
-                    if let Some(t) = target {
-                        sink.send(*t, event.key.as_deref().unwrap_or(""), &bytes)?;
-                    }
+                if !dry_run && let Some(t) = target {
+                    sink.send(*t, event.key.as_deref().unwrap_or(""), &bytes)?;
                 }
                 refed += 1;
             }

@@ -127,18 +127,45 @@ impl SweepLog {
     }
 }
 
-/// Applies an observation to a source listing (creating it if new). `history_len` bounds the history.
+/// One sighting of a source listing, normalized.
+#[derive(Debug, Clone)]
+pub struct Sighting<'a> {
+    /// The normalized content.
+    pub listing: SourceListing,
+    /// Which crawler saw it.
+    pub source: Source,
+    /// The region key it arrived under.
+    pub region_key: &'a str,
+    /// When (Unix seconds).
+    pub observed_at: i64,
+    /// Digest of the content.
+    pub digest: u64,
+}
+
+/// The removal and history rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// K: sweeps that must miss a listing before it is removed.
+    pub removal_sweeps: usize,
+    /// Price runs kept.
+    pub history_len: usize,
+}
+
+/// Applies a sighting to a source listing (creating it if new).
 pub fn observe(
     slot: &mut Option<SourceState>,
-    listing: SourceListing,
-    source: Source,
-    region_key: &str,
-    observed_at: i64,
-    digest: u64,
+    seen: Sighting<'_>,
     sweeps: &SweepLog,
-    removal_sweeps: usize,
-    history_len: usize,
+    rules: Rules,
 ) -> Change {
+    let Sighting {
+        listing,
+        source,
+        region_key,
+        observed_at,
+        digest,
+    } = seen;
+    let (removal_sweeps, history_len) = (rules.removal_sweeps, rules.history_len);
     let Some(state) = slot else {
         let mut s = SourceState {
             history: vec![PriceRun {
@@ -272,4 +299,104 @@ pub fn changed_fields(a: &SourceListing, b: &SourceListing) -> Vec<&'static str>
     );
     check("format", a.format != b.format);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::model::{Building, Floor, Layout, Lease, SourceKey};
+    use crate::topics::envelope::Platform;
+
+    fn listing(rent: u32) -> SourceListing {
+        SourceListing {
+            key: SourceKey {
+                platform: Platform::Zigbang,
+                id: "1".into(),
+            },
+            format: "zigbang.list".into(),
+            lease: Lease::Monthly,
+            deposit: 1000,
+            rent,
+            fee: Some(5.0),
+            area_m2: Some(20.0),
+            floor: Floor::Level(2),
+            building_floors: None,
+            layout: Layout::OneRoom,
+            building: Building::OneRoomHouse,
+            direction: None,
+            region_code: "11620".into(),
+            gu: None,
+            dong: Some("신림동".into()),
+            bjd_code: None,
+            lot: None,
+            location: None,
+            facilities: Vec::new(),
+            subway_stations: Vec::new(),
+            broker: None,
+            title: String::new(),
+            url: String::new(),
+            image_url: None,
+            posted_at: None,
+            updated_at: None,
+        }
+    }
+
+    const RULES: Rules = Rules {
+        removal_sweeps: 2,
+        history_len: 3,
+    };
+
+    fn see(slot: &mut Option<SourceState>, rent: u32, at: i64, sweeps: &SweepLog) -> Change {
+        let seen = Sighting {
+            listing: listing(rent),
+            source: Source::Synthetic,
+            region_key: "11620",
+            observed_at: at,
+            digest: u64::from(rent),
+        };
+        observe(slot, seen, sweeps, RULES)
+    }
+
+    #[test]
+    fn one_missed_sweep_is_not_a_removal_two_are_and_a_sighting_relists() {
+        let mut sweeps = SweepLog::default();
+        let mut slot = None;
+        assert_eq!(see(&mut slot, 50, 100, &sweeps), Change::New);
+        let sweep =
+            |log: &mut SweepLog, at| log.record(Source::Synthetic, Platform::Zigbang, "11620", at);
+        let state = slot.as_mut().expect("state");
+        assert!(sweep(&mut sweeps, 200));
+        assert_eq!(after_sweep(state, &sweeps, 2), None, "one missed sweep");
+        assert!(!sweep(&mut sweeps, 200), "the same sweep twice counts once");
+        assert!(sweep(&mut sweeps, 300));
+        assert_eq!(after_sweep(state, &sweeps, 2), Some(Change::Removed));
+        assert_eq!(see(&mut slot, 50, 400, &sweeps), Change::Relisted);
+        // A sweep that started before the last sighting did not miss it.
+        assert!(sweep(&mut sweeps, 350));
+        assert_eq!(after_sweep(slot.as_mut().expect("state"), &sweeps, 2), None);
+    }
+
+    #[test]
+    fn changes_name_their_fields_and_old_sightings_do_not_regress() {
+        let sweeps = SweepLog::default();
+        let mut slot = None;
+        see(&mut slot, 50, 100, &sweeps);
+        assert_eq!(
+            see(&mut slot, 45, 200, &sweeps),
+            Change::Changed(vec!["rent"])
+        );
+        assert_eq!(
+            see(&mut slot, 50, 150, &sweeps),
+            Change::Unchanged,
+            "an older sighting"
+        );
+        let s = slot.as_ref().expect("state");
+        assert_eq!(s.listing.rent, 45, "the latest content stays");
+        let runs: Vec<(i64, u32)> = s.history.iter().map(|r| (r.from, r.rent)).collect();
+        assert_eq!(runs, vec![(100, 50), (200, 45)], "history is in time order");
+        for (i, rent) in [40, 41, 42, 43].into_iter().enumerate() {
+            see(&mut slot, rent, 300 + i as i64, &sweeps);
+        }
+        assert_eq!(slot.as_ref().map(|s| s.history.len()), Some(3), "bounded");
+    }
 }

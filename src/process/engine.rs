@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::detect::{self, Change, SourceState, SweepLog};
 use super::metrics::Metrics;
@@ -213,17 +212,18 @@ impl Engine {
         }
         let mut slot = part.state.sources.remove(&skey);
         let before = slot.as_ref().map(view_key);
-        let change = detect::observe(
-            &mut slot,
+        let seen = detect::Sighting {
             listing,
-            obs.source,
-            &obs.region_code,
-            obs.observed_at.unix_timestamp(),
+            source: obs.source,
+            region_key: &obs.region_code,
+            observed_at: obs.observed_at.unix_timestamp(),
             digest,
-            &part.state.sweeps,
-            cfg.removal_sweeps,
-            cfg.history_len,
-        );
+        };
+        let rules = detect::Rules {
+            removal_sweeps: cfg.removal_sweeps,
+            history_len: cfg.history_len,
+        };
+        let change = detect::observe(&mut slot, seen, &part.state.sweeps, rules);
         let after = slot.as_ref().map(view_key);
         if let Some(s) = slot {
             part.state.sources.insert(skey.clone(), s);
@@ -415,9 +415,12 @@ impl Engine {
     }
 }
 
+/// Content digest, first sighting, liveness and price steps (fee as bits).
+type ViewKey = (u64, i64, bool, Vec<(i64, u32, u32, Option<u64>)>);
+
 /// The parts of a source state that show in the canonical listing (not `last_seen`, which moves on
 /// every sighting: an unchanged listing must not be republished).
-fn view_key(s: &SourceState) -> (u64, i64, bool, Vec<(i64, u32, u32, Option<u64>)>) {
+fn view_key(s: &SourceState) -> ViewKey {
     (
         s.content_digest,
         s.first_seen,
@@ -552,21 +555,29 @@ fn flush(
     }
 }
 
+/// FNV-1a (64-bit) of the listing's postcard bytes: fixed, fast, and the same on every build (unlike
+/// `std`'s hasher, whose algorithm may change between releases; the digest is part of the state).
 fn digest_of(l: &super::model::SourceListing) -> u64 {
     let bytes = postcard::to_allocvec(l).unwrap_or_default();
-    let d = Sha256::digest(&bytes);
-    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// (reason, detail) of an input that cannot be read.
 struct Undecodable(&'static str, String);
 
+/// One pass straight into the type; only on failure is the input parsed again, to tell bad JSON from
+/// JSON of the wrong shape.
 fn decode<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<T, Undecodable> {
     let bytes =
         value.ok_or_else(|| Undecodable("empty_value", "the record has no value".into()))?;
-    let json: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| Undecodable("malformed_json", e.to_string()))?;
-    serde_json::from_value(json).map_err(|e| Undecodable("schema_mismatch", e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Undecodable("schema_mismatch", e.to_string()),
+            Err(_) => Undecodable("malformed_json", e.to_string()),
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

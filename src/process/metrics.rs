@@ -165,3 +165,28 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_every_family() {
+        let m = Metrics::default();
+        m.event("new");
+        m.event("new");
+        m.dlq("implausible");
+        m.set_lag("ns.observed.v1", 3, 42);
+        let text = m.render();
+        assert!(
+            text.contains("roomstream_process_events_total{outcome=\"new\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("roomstream_process_dlq_total{reason=\"implausible\"} 1\n"));
+        assert!(text.contains(
+            "roomstream_process_consumer_lag{topic=\"ns.observed.v1\",partition=\"3\"} 42\n"
+        ));
+        assert!(text.contains("# TYPE roomstream_process_checkpoint_age_seconds gauge"));
+        assert_eq!(m.get("events", "new"), 2);
+    }
+}

@@ -225,37 +225,37 @@ impl Clusters {
             self.index.remove(&(block, area, key.clone()));
         }
         // Re-link.
-        if let Some(l) = listing {
-            if let Some(a) = l.area_m2 {
-                let block: Block = (l.region_code.clone(), l.dong.clone().unwrap_or_default());
-                let centi = (a * 100.0).round() as i64;
-                let gap = (MAX_AREA_GAP * 100.0) as i64;
-                let lo = (block.clone(), centi - gap, min_key());
-                let hi = (block.clone(), centi + gap + 1, min_key());
-                let candidates: Vec<SourceKey> = self
-                    .index
-                    .range(lo..hi)
-                    .map(|(_, _, k)| k.clone())
-                    .collect();
-                for other in candidates {
-                    let Some((ol, _)) = lookup(&other) else {
-                        continue;
-                    };
-                    if let Some(ev) = evidence(l, ol).filter(|e| e.score >= threshold) {
-                        self.edges
-                            .entry(key.clone())
-                            .or_default()
-                            .insert(other.clone(), ev.clone());
-                        self.edges
-                            .entry(other.clone())
-                            .or_default()
-                            .insert(key.clone(), ev);
-                        affected.insert(other);
-                    }
+        if let Some(l) = listing
+            && let Some(a) = l.area_m2
+        {
+            let block: Block = (l.region_code.clone(), l.dong.clone().unwrap_or_default());
+            let centi = (a * 100.0).round() as i64;
+            let gap = (MAX_AREA_GAP * 100.0) as i64;
+            let lo = (block.clone(), centi - gap, min_key());
+            let hi = (block.clone(), centi + gap + 1, min_key());
+            let candidates: Vec<SourceKey> = self
+                .index
+                .range(lo..hi)
+                .map(|(_, _, k)| k.clone())
+                .collect();
+            for other in candidates {
+                let Some((ol, _)) = lookup(&other) else {
+                    continue;
+                };
+                if let Some(ev) = evidence(l, ol).filter(|e| e.score >= threshold) {
+                    self.edges
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(other.clone(), ev.clone());
+                    self.edges
+                        .entry(other.clone())
+                        .or_default()
+                        .insert(key.clone(), ev);
+                    affected.insert(other);
                 }
-                self.index.insert((block.clone(), centi, key.clone()));
-                self.placed.insert(key.clone(), (block, centi));
             }
+            self.index.insert((block.clone(), centi, key.clone()));
+            self.placed.insert(key.clone(), (block, centi));
         }
         // The components the affected listings were in (old neighbours' and new neighbours' alike): each
         // is recomputed below, or ends.
@@ -363,5 +363,105 @@ fn min_key() -> SourceKey {
     SourceKey {
         platform: crate::topics::envelope::Platform::Zigbang,
         id: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::model::{Building, Floor, Layout, Lease, Location, Precision};
+    use crate::topics::envelope::Platform;
+
+    fn flat(
+        platform: Platform,
+        id: &str,
+        area: f64,
+        lat: f64,
+        precision: Precision,
+    ) -> SourceListing {
+        SourceListing {
+            key: SourceKey {
+                platform,
+                id: id.into(),
+            },
+            format: String::new(),
+            lease: Lease::Monthly,
+            deposit: 1000,
+            rent: 50,
+            fee: Some(7.0),
+            area_m2: Some(area),
+            floor: Floor::Level(2),
+            building_floors: None,
+            layout: Layout::OneRoom,
+            building: Building::Unknown,
+            direction: None,
+            region_code: "11620".into(),
+            gu: None,
+            dong: Some("신림동".into()),
+            bjd_code: None,
+            lot: None,
+            location: Some(Location {
+                lat,
+                lng: 126.93,
+                precision,
+            }),
+            facilities: Vec::new(),
+            subway_stations: Vec::new(),
+            broker: None,
+            title: "신림 원룸".into(),
+            url: String::new(),
+            image_url: None,
+            posted_at: None,
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn the_same_flat_merges_and_splits_again_when_the_evidence_goes() {
+        let z = flat(Platform::Zigbang, "1", 19.81, 37.4800, Precision::Exact);
+        let d = flat(Platform::Dabang, "a", 19.81, 37.4809, Precision::Jittered);
+        let other = flat(Platform::Dabang, "b", 19.9, 37.4900, Precision::Jittered);
+        let mut data: BTreeMap<SourceKey, (SourceListing, i64)> = BTreeMap::new();
+        for (l, first) in [(z.clone(), 1), (d.clone(), 2), (other.clone(), 3)] {
+            data.insert(l.key.clone(), (l, first));
+        }
+        let mut c = Clusters::default();
+        for k in data.keys().cloned().collect::<Vec<_>>() {
+            let snapshot = data.clone();
+            let lookup = |k: &SourceKey| snapshot.get(k).map(|(l, f)| (l, *f));
+            let mut t = Touched::default();
+            c.update(&k, Some(&data[&k].0), &lookup, 0.72, &mut t);
+        }
+        assert_eq!(
+            c.of[&z.key], c.of[&d.key],
+            "Zigbang and Dabang listings of one flat merge"
+        );
+        assert_eq!(
+            c.of[&z.key],
+            canonical_id(&z.key),
+            "the id comes from the first-seen member"
+        );
+        assert_ne!(c.of[&other.key], c.of[&z.key], "a flat 1 km away does not");
+        let ev = &c.links(&c.of[&z.key])[0].2;
+        assert!(
+            ev.score >= 0.72 && ev.area == 1.0 && ev.distance_m.is_some_and(|m| m < 120.0),
+            "{ev:?}"
+        );
+
+        // The Dabang listing's area is corrected to another flat's: the merge comes apart.
+        let mut moved = d.clone();
+        moved.area_m2 = Some(24.0);
+        data.insert(d.key.clone(), (moved.clone(), 2));
+        let snapshot = data.clone();
+        let lookup = |k: &SourceKey| snapshot.get(k).map(|(l, f)| (l, *f));
+        let mut t = Touched::default();
+        c.update(&d.key, Some(&moved), &lookup, 0.72, &mut t);
+        assert_ne!(c.of[&z.key], c.of[&d.key]);
+        assert_eq!(c.of[&d.key], canonical_id(&d.key));
+        assert!(
+            t.live.contains(&canonical_id(&z.key)) && t.live.contains(&canonical_id(&d.key)),
+            "{t:?}"
+        );
+        assert_eq!(c.len(), 3);
     }
 }

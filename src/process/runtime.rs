@@ -188,6 +188,13 @@ impl Shared {
             let (_, sweeps_end) = self
                 .probe
                 .fetch_watermarks(&self.names.sweeps, p, timeout)?;
+            if state.observed_next > obs_end || state.sweeps_next > sweeps_end {
+                return Err(ProcessError::Other(format!(
+                    "the checkpoint of partition {p} is ahead of its topics (observed {} > {obs_end} or sweeps {} > {sweeps_end}): \
+                     the topics were recreated under the same namespace; run `roomstream replay` to rebuild",
+                    state.observed_next, state.sweeps_next
+                )));
+            }
             tracing::info!(
                 partition = p,
                 from_observed = state.observed_next,

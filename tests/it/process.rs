@@ -86,7 +86,8 @@ fn figure(text: &str, label: &str) -> u64 {
     let at = text
         .find(label)
         .unwrap_or_else(|| panic!("no `{label}` in {text}"));
-    text[at + label.len()..]
+    text.get(at + label.len()..)
+        .unwrap_or_default()
         .split(|c: char| !c.is_ascii_digit())
         .find(|s| !s.is_empty())
         .and_then(|s| s.parse().ok())
