@@ -47,6 +47,9 @@ pub struct SourceState {
     pub content_at: i64,
     /// Digest of the content, the tie-break between two payloads observed in the same second.
     pub content_digest: u64,
+    /// Digest of the raw payload bytes (and the envelope fields normalize reads) the content came from:
+    /// a later observation with the same raw digest is the same content, recognized without parsing.
+    pub raw_digest: u64,
     /// Earliest sighting.
     pub first_seen: i64,
     /// Latest sighting.
@@ -85,11 +88,11 @@ impl Change {
     }
 }
 
-/// Complete sweeps seen, by (source, platform, region key): their start times, newest last.
+/// Complete sweeps seen, by region key and (source, platform): their start times, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SweepLog {
-    /// (source, platform, region) → sorted start times (Unix seconds), at most [`SWEEP_LOG`].
-    pub starts: BTreeMap<(Source, Platform, String), Vec<i64>>,
+    /// region → (source, platform) → sorted start times (Unix seconds), at most [`SWEEP_LOG`].
+    pub starts: BTreeMap<String, BTreeMap<(Source, Platform), Vec<i64>>>,
 }
 
 impl SweepLog {
@@ -103,7 +106,9 @@ impl SweepLog {
     ) -> bool {
         let log = self
             .starts
-            .entry((source, platform, region.to_string()))
+            .entry(region.to_string())
+            .or_default()
+            .entry((source, platform))
             .or_default();
         match log.binary_search(&started_at) {
             Ok(_) => false,
@@ -120,7 +125,8 @@ impl SweepLog {
     /// How many recorded sweeps of this listing's kind started after `last_seen`.
     pub fn misses(&self, s: &SourceState) -> usize {
         self.starts
-            .get(&(s.source, s.listing.key.platform, s.region_key.clone()))
+            .get(s.region_key.as_str())
+            .and_then(|by| by.get(&(s.source, s.listing.key.platform)))
             .map_or(0, |log| {
                 log.len() - log.partition_point(|&t| t <= s.last_seen)
             })
@@ -180,6 +186,7 @@ pub fn observe(
             region_key: region_key.to_string(),
             content_at: observed_at,
             content_digest: digest,
+            raw_digest: 0,
             first_seen: observed_at,
             last_seen: observed_at,
             alive: true,
@@ -205,6 +212,36 @@ pub fn observe(
         (false, true) => Change::Relisted,
         (true, false) => Change::Removed,
         _ if !fields.is_empty() => Change::Changed(fields),
+        _ => Change::Unchanged,
+    }
+}
+
+/// Applies a sighting whose payload is byte-for-byte the one the current content came from (so
+/// normalizing it would give the same listing): only the times, the history and liveness move.
+pub fn resight(
+    state: &mut SourceState,
+    source: Source,
+    observed_at: i64,
+    sweeps: &SweepLog,
+    rules: Rules,
+) -> Change {
+    let was_alive = state.alive;
+    record_price(
+        &mut state.history,
+        observed_at,
+        &state.listing,
+        rules.history_len,
+    );
+    state.first_seen = state.first_seen.min(observed_at);
+    if observed_at > state.content_at {
+        state.content_at = observed_at;
+        state.source = source;
+    }
+    state.last_seen = state.last_seen.max(observed_at);
+    state.alive = sweeps.misses(state) < rules.removal_sweeps;
+    match (was_alive, state.alive) {
+        (false, true) => Change::Relisted,
+        (true, false) => Change::Removed,
         _ => Change::Unchanged,
     }
 }

@@ -160,6 +160,49 @@ impl Engine {
             return;
         };
         part.state.observed_next = part.state.observed_next.max(at.offset + 1);
+        // Fast path: most observations re-sight a listing with the very payload it already holds.
+        let fast = value.and_then(|v| serde_json::from_slice::<Envelope<'_>>(v).ok());
+        let raw = fast.as_ref().map(Envelope::raw_digest);
+        if let (Some(env), Some(raw)) = (&fast, raw) {
+            let skey = SourceKey {
+                platform: env.platform,
+                id: env.source_listing_id.to_string(),
+            };
+            let rules = detect::Rules {
+                removal_sweeps: cfg.removal_sweeps,
+                history_len: cfg.history_len,
+            };
+            if let Some(state) = part
+                .state
+                .sources
+                .get_mut(&skey)
+                .filter(|s| s.raw_digest == raw && env.fits())
+            {
+                let before = view_key(state);
+                let change = detect::resight(
+                    state,
+                    env.source,
+                    env.observed_at.unix_timestamp(),
+                    &part.state.sweeps,
+                    rules,
+                );
+                let changed = view_key(state) != before;
+                self.metrics.event(change.label());
+                if changed {
+                    relink(part, &skey, cfg.merge_threshold, &self.metrics);
+                    let version = version(part, self.brokers_next);
+                    flush(
+                        part,
+                        &self.brokers,
+                        version,
+                        cfg.merge_threshold,
+                        out,
+                        &self.metrics,
+                    );
+                }
+                return;
+            }
+        }
         let obs: Observation = match decode(value) {
             Ok(o) => o,
             Err(e) => {
@@ -225,7 +268,12 @@ impl Engine {
         };
         let change = detect::observe(&mut slot, seen, &part.state.sweeps, rules);
         let after = slot.as_ref().map(view_key);
-        if let Some(s) = slot {
+        if let Some(mut s) = slot {
+            if let Some(raw) = raw
+                && (s.content_at, s.content_digest) == (obs.observed_at.unix_timestamp(), digest)
+            {
+                s.raw_digest = raw;
+            }
             part.state.sources.insert(skey.clone(), s);
         }
         self.metrics.event(change.label());
@@ -415,21 +463,70 @@ impl Engine {
     }
 }
 
-/// Content digest, first sighting, liveness and price steps (fee as bits).
-type ViewKey = (u64, i64, bool, Vec<(i64, u32, u32, Option<u64>)>);
+/// The envelope of an observation, borrowed, with the payload left as raw bytes: enough to recognize a
+/// re-sighting without parsing the payload.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[allow(dead_code)]
+    #[serde(borrow)]
+    schema: std::borrow::Cow<'a, str>,
+    source: crate::topics::envelope::Source,
+    platform: crate::topics::envelope::Platform,
+    #[serde(borrow)]
+    source_listing_id: std::borrow::Cow<'a, str>,
+    #[serde(with = "time::serde::rfc3339")]
+    observed_at: time::OffsetDateTime,
+    #[serde(borrow)]
+    crawl_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    region_code: std::borrow::Cow<'a, str>,
+    payload_format: crate::topics::envelope::PayloadFormat,
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
+}
 
-/// The parts of a source state that show in the canonical listing (not `last_seen`, which moves on
-/// every sighting: an unchanged listing must not be republished).
-fn view_key(s: &SourceState) -> ViewKey {
-    (
-        s.content_digest,
-        s.first_seen,
-        s.alive,
-        s.history
+impl Envelope<'_> {
+    /// FNV-1a over what normalize reads: the payload bytes, format, region, platform and id.
+    fn raw_digest(&self) -> u64 {
+        let parts: [&[u8]; 5] = [
+            self.payload.get().as_bytes(),
+            self.payload_format.as_str().as_bytes(),
+            self.region_code.as_bytes(),
+            self.platform.as_str().as_bytes(),
+            self.source_listing_id.as_bytes(),
+        ];
+        parts
             .iter()
-            .map(|r| (r.from, r.deposit, r.rent, r.fee.map(f64::to_bits)))
-            .collect(),
-    )
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, p| fnv(fnv(h, p), &[0xff]))
+    }
+
+    /// The envelope checks that do not depend on the payload (see `Observation::contract_violation`).
+    fn fits(&self) -> bool {
+        !self.crawl_id.is_empty() && self.crawl_id.len() <= 128
+    }
+}
+
+/// The parts of a source state that show in the canonical listing — content digest, first sighting,
+/// liveness and price steps — folded into one number (not `last_seen`, which moves on every sighting:
+/// an unchanged listing must not be republished).
+fn view_key(s: &SourceState) -> u64 {
+    let mut h = fnv(0xcbf2_9ce4_8422_2325, &s.content_digest.to_le_bytes());
+    h = fnv(h, &s.first_seen.to_le_bytes());
+    h = fnv(h, &[u8::from(s.alive)]);
+    for r in &s.history {
+        h = fnv(h, &r.from.to_le_bytes());
+        h = fnv(h, &r.deposit.to_le_bytes());
+        h = fnv(h, &r.rent.to_le_bytes());
+        h = fnv(h, &r.fee.map_or(u64::MAX, f64::to_bits).to_le_bytes());
+    }
+    h
+}
+
+fn fnv(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn version(part: &Part, brokers_next: i64) -> Version {
