@@ -204,12 +204,17 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
             let (total, regions) = pstate::hash(&states);
             let sources: usize = states.values().map(|s| s.sources.len()).sum();
             let canonical: usize = states.values().map(|s| s.clusters.members.len()).sum();
-            println!(
+            // Written, not printed: a reader that stops early (`| head -1`) is not an error.
+            let mut w = std::io::stdout().lock();
+            let _ = writeln!(
+                w,
                 "total {total} ({sources} source listings, {canonical} canonical listings, {} partitions)",
                 states.len()
             );
             for (region, h) in regions {
-                println!("{region} {h}");
+                if writeln!(w, "{region} {h}").is_err() {
+                    break;
+                }
             }
         }
         StateCommand::Dump { out } => {
@@ -449,6 +454,13 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
             .count();
         out.clear();
     }
+    for p in 0..partitions {
+        engine.release_sweeps(p, &mut out);
+    }
+    published += out
+        .iter()
+        .filter(|o| matches!(o, Output::Listing { .. }))
+        .count();
     let secs = started.elapsed().as_secs_f64();
     let sources: usize = engine.parts.values().map(|p| p.state.sources.len()).sum();
     let state_bytes: usize = engine

@@ -58,6 +58,27 @@ pub struct PartitionState {
     pub clusters: Clusters,
     /// Content hash of what was last published per canonical id.
     pub published: BTreeMap<String, [u8; 16]>,
+    /// The latest `observed_at` among the observations read (Unix seconds).
+    pub observed_until: i64,
+    /// Sweep markers read but not applied yet: a marker waits until the observations read have passed
+    /// its end, so that reading the small sweeps topic ahead of the observations (as a consumer that
+    /// is behind does) never removes a listing whose sighting is simply not read yet.
+    pub pending_sweeps: Vec<PendingSweep>,
+}
+
+/// A sweep marker waiting to be applied.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PendingSweep {
+    /// When the sweep ended (Unix seconds): it is applied once observations reach this time.
+    pub ended_at: i64,
+    /// When it started.
+    pub started_at: i64,
+    /// Region key.
+    pub region: String,
+    /// Crawler.
+    pub source: crate::topics::envelope::Source,
+    /// Platform swept.
+    pub platform: crate::topics::envelope::Platform,
 }
 
 /// An owned partition at run time.
@@ -178,6 +199,7 @@ impl Engine {
                 .get_mut(&skey)
                 .filter(|s| s.raw_digest == raw && env.fits())
             {
+                let seen_at = env.observed_at.unix_timestamp();
                 let before = view_key(state);
                 let change = detect::resight(
                     state,
@@ -188,8 +210,12 @@ impl Engine {
                 );
                 let changed = view_key(state) != before;
                 self.metrics.event(change.label());
+                part.state.observed_until = part.state.observed_until.max(seen_at);
                 if changed {
                     relink(part, &skey, cfg.merge_threshold, &self.metrics);
+                }
+                let released = release(part, &cfg, false, &self.metrics);
+                if changed || released {
                     let version = version(part, self.brokers_next);
                     flush(
                         part,
@@ -285,6 +311,11 @@ impl Engine {
         if before != after {
             relink(part, &skey, cfg.merge_threshold, &self.metrics);
         }
+        part.state.observed_until = part
+            .state
+            .observed_until
+            .max(obs.observed_at.unix_timestamp());
+        release(part, &cfg, false, &self.metrics);
         let version = version(part, self.brokers_next);
         flush(
             part,
@@ -325,32 +356,14 @@ impl Engine {
             }
         };
         self.metrics.event("sweep");
-        let started = marker.started_at.unix_timestamp();
-        if !part
-            .state
-            .sweeps
-            .record(marker.source, marker.platform, &marker.region_code, started)
-        {
-            return;
-        }
-        let flipped: Vec<(SourceKey, Change)> = part
-            .state
-            .sources
-            .iter_mut()
-            .filter(|(k, s)| {
-                k.platform == marker.platform
-                    && s.source == marker.source
-                    && s.region_key == marker.region_code
-            })
-            .filter_map(|(k, s)| {
-                detect::after_sweep(s, &part.state.sweeps, cfg.removal_sweeps)
-                    .map(|c| (k.clone(), c))
-            })
-            .collect();
-        for (k, change) in flipped {
-            self.metrics.event(change.label());
-            relink(part, &k, cfg.merge_threshold, &self.metrics);
-        }
+        part.state.pending_sweeps.push(PendingSweep {
+            ended_at: marker.ended_at.unix_timestamp(),
+            started_at: marker.started_at.unix_timestamp(),
+            region: marker.region_code,
+            source: marker.source,
+            platform: marker.platform,
+        });
+        release(part, &cfg, false, &self.metrics);
         let version = version(part, self.brokers_next);
         flush(
             part,
@@ -360,6 +373,26 @@ impl Engine {
             out,
             &self.metrics,
         );
+    }
+
+    /// Applies every sweep marker still waiting in a partition (its observations are read to their
+    /// current end, so nothing more of the sweeps can be behind), then publishes.
+    pub fn release_sweeps(&mut self, partition: i32, out: &mut Vec<Output>) {
+        let cfg = self.cfg.clone();
+        let Some(part) = self.parts.get_mut(&partition) else {
+            return;
+        };
+        if release(part, &cfg, true, &self.metrics) {
+            let version = version(part, self.brokers_next);
+            flush(
+                part,
+                &self.brokers,
+                version,
+                cfg.merge_threshold,
+                out,
+                &self.metrics,
+            );
+        }
     }
 
     /// Applies one record of `brokers.v1` and re-verifies the listings that name its office.
@@ -537,6 +570,55 @@ fn version(part: &Part, brokers_next: i64) -> Version {
         sweeps: part.state.sweeps_next,
         brokers: brokers_next,
     }
+}
+
+/// Applies the pending sweeps whose end the observations have reached (all of them with `force`), in
+/// (end, start, region, source, platform) order. Returns whether any was applied.
+fn release(part: &mut Part, cfg: &EngineConfig, force: bool, metrics: &Metrics) -> bool {
+    let until = part.state.observed_until;
+    if !part
+        .state
+        .pending_sweeps
+        .iter()
+        .any(|p| force || p.ended_at <= until)
+    {
+        return false;
+    }
+    let (mut due, keep): (Vec<PendingSweep>, Vec<PendingSweep>) =
+        std::mem::take(&mut part.state.pending_sweeps)
+            .into_iter()
+            .partition(|p| force || p.ended_at <= until);
+    part.state.pending_sweeps = keep;
+    due.sort();
+    for sweep in due {
+        if !part.state.sweeps.record(
+            sweep.source,
+            sweep.platform,
+            &sweep.region,
+            sweep.started_at,
+        ) {
+            continue;
+        }
+        let flipped: Vec<(SourceKey, Change)> = part
+            .state
+            .sources
+            .iter_mut()
+            .filter(|(k, s)| {
+                k.platform == sweep.platform
+                    && s.source == sweep.source
+                    && s.region_key == sweep.region
+            })
+            .filter_map(|(k, s)| {
+                detect::after_sweep(s, &part.state.sweeps, cfg.removal_sweeps)
+                    .map(|c| (k.clone(), c))
+            })
+            .collect();
+        for (k, change) in flipped {
+            metrics.event(change.label());
+            relink(part, &k, cfg.merge_threshold, metrics);
+        }
+    }
+    true
 }
 
 fn relink(part: &mut Part, key: &SourceKey, threshold: f64, metrics: &Metrics) {

@@ -464,6 +464,7 @@ pub fn run(
                     .unwrap_or_default();
                 let held = held_listings(cfg, &names.listings, p, from, base)?;
                 let mut out = Vec::new();
+                s.engine.release_sweeps(p, &mut out);
                 let n = s.engine.reconcile(p, held, &mut out);
                 tracing::info!(
                     partition = p,
@@ -486,6 +487,7 @@ pub fn run(
         // 5. Lag, progress, and whether there is nothing left to do.
         if last_idle_check.elapsed() >= Duration::from_millis(500) {
             last_idle_check = Instant::now();
+            let mut at_end = Vec::new();
             let (idle, lag_total) = {
                 let s = lock(&shared);
                 let probe = &s.probe;
@@ -511,9 +513,25 @@ pub fn run(
                     idle &= !part.catching_up
                         && part.state.observed_next >= o
                         && part.state.sweeps_next >= w;
+                    if !part.catching_up
+                        && part.state.observed_next >= o
+                        && !part.state.pending_sweeps.is_empty()
+                    {
+                        at_end.push(*p);
+                        idle = false;
+                    }
                 }
                 (idle, total)
             };
+            if !at_end.is_empty() {
+                // Observations read to their end: no sighting can still be behind these sweeps.
+                let mut s = lock(&shared);
+                let mut out = Vec::new();
+                for p in at_end {
+                    s.engine.release_sweeps(p, &mut out);
+                }
+                s.emit(out)?;
+            }
             if let Some(b) = &bar {
                 b.set_length(b.position() + lag_total.max(0) as u64);
             }

@@ -538,6 +538,9 @@ fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> String {
             _ => engine.broker(at, Some(k.as_bytes()), Some(v), &mut out),
         }
     }
+    for p in 0..TopicKind::Observed.def().partitions {
+        engine.release_sweeps(p, &mut out);
+    }
     let states = engine
         .parts
         .into_iter()
