@@ -572,7 +572,7 @@ fn version(part: &Part, brokers_next: i64) -> Version {
     }
 }
 
-/// Applies the pending sweeps whose end the observations have reached (all of them with `force`), in
+/// Applies the pending sweeps whose end the observations have passed (all of them with `force`), in
 /// (end, start, region, source, platform) order. Returns whether any was applied.
 fn release(part: &mut Part, cfg: &EngineConfig, force: bool, metrics: &Metrics) -> bool {
     let until = part.state.observed_until;
@@ -580,14 +580,14 @@ fn release(part: &mut Part, cfg: &EngineConfig, force: bool, metrics: &Metrics) 
         .state
         .pending_sweeps
         .iter()
-        .any(|p| force || p.ended_at <= until)
+        .any(|p| force || p.ended_at < until)
     {
         return false;
     }
     let (mut due, keep): (Vec<PendingSweep>, Vec<PendingSweep>) =
         std::mem::take(&mut part.state.pending_sweeps)
             .into_iter()
-            .partition(|p| force || p.ended_at <= until);
+            .partition(|p| force || p.ended_at < until);
     part.state.pending_sweeps = keep;
     due.sort();
     for sweep in due {
