@@ -103,6 +103,9 @@ pub enum BenchCommand {
         /// Skip the broker part (core only).
         #[arg(long)]
         core_only: bool,
+        /// Passes of the core over the feed (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
     },
 }
 
@@ -384,6 +387,7 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
         days,
         seed,
         core_only,
+        repeat,
     } = command;
     // The feed, in memory.
     let mut mem = MemorySink::default();
@@ -411,57 +415,17 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
         bytes as f64 / n_inputs.max(1) as f64,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    // (a) The core alone, one thread.
-    let partitions = TopicKind::Observed.def().partitions;
-    let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
-    for p in 0..partitions {
-        engine.parts.insert(
-            p,
-            Part::new(
-                crate::process::engine::PartitionState {
-                    partition: p,
-                    ..Default::default()
-                },
-                false,
-            ),
-        );
-    }
-    let mut offsets = vec![0i64; partitions as usize * 3];
-    let mut out = Vec::new();
-    let mut published = 0usize;
-    let started = Instant::now();
-    for (topic, key, value) in &inputs {
-        let p = (crate::topics::keys::murmur2_partition(key.as_bytes(), partitions as u32)) as i32;
-        let slot = match topic {
-            TopicKind::Observed => p as usize * 3,
-            TopicKind::Sweeps => p as usize * 3 + 1,
-            _ => p as usize * 3 + 2,
-        };
-        let at = Position {
-            topic: "bench",
-            partition: if *topic == TopicKind::Brokers { 0 } else { p },
-            offset: offsets[slot],
-        };
-        offsets[slot] += 1;
-        match topic {
-            TopicKind::Observed => engine.observe(at, Some(key.as_bytes()), Some(value), &mut out),
-            TopicKind::Sweeps => engine.sweep(at, Some(key.as_bytes()), Some(value), &mut out),
-            _ => engine.broker(at, Some(key.as_bytes()), Some(value), &mut out),
+    // (a) The core alone, one thread: the best of `repeat` passes, each on a fresh engine.
+    let mut best: Option<(f64, usize, Engine)> = None;
+    for _ in 0..repeat.max(1) {
+        let pass = core_pass(cfg, &inputs);
+        if best.as_ref().is_none_or(|b| pass.0 < b.0) {
+            best = Some(pass);
         }
-        published += out
-            .iter()
-            .filter(|o| matches!(o, Output::Listing { .. }))
-            .count();
-        out.clear();
     }
-    for p in 0..partitions {
-        engine.release_sweeps(p, &mut out);
-    }
-    published += out
-        .iter()
-        .filter(|o| matches!(o, Output::Listing { .. }))
-        .count();
-    let secs = started.elapsed().as_secs_f64();
+    let Some((secs, published, engine)) = best else {
+        bail!("no pass ran")
+    };
     let sources: usize = engine.parts.values().map(|p| p.state.sources.len()).sum();
     let state_bytes: usize = engine
         .parts
@@ -534,6 +498,51 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
         rate / plain_rate
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// One pass of the core over the feed: (seconds, listings published, the engine at the end).
+fn core_pass(cfg: &Config, inputs: &[(TopicKind, String, Vec<u8>)]) -> (f64, usize, Engine) {
+    let partitions = TopicKind::Observed.def().partitions;
+    let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
+    for p in 0..partitions {
+        let state = crate::process::engine::PartitionState {
+            partition: p,
+            ..Default::default()
+        };
+        engine.parts.insert(p, Part::new(state, false));
+    }
+    let mut offsets = vec![0i64; partitions as usize * 3];
+    let mut out = Vec::new();
+    let mut published = 0usize;
+    let started = Instant::now();
+    for (topic, key, value) in inputs {
+        let p = crate::topics::keys::murmur2_partition(key.as_bytes(), partitions as u32) as i32;
+        let slot = p as usize * 3 + *topic as usize % 3;
+        let partition = if *topic == TopicKind::Brokers { 0 } else { p };
+        let at = Position {
+            topic: "bench",
+            partition,
+            offset: offsets[slot],
+        };
+        offsets[slot] += 1;
+        match topic {
+            TopicKind::Observed => engine.observe(at, Some(key.as_bytes()), Some(value), &mut out),
+            TopicKind::Sweeps => engine.sweep(at, Some(key.as_bytes()), Some(value), &mut out),
+            _ => engine.broker(at, Some(key.as_bytes()), Some(value), &mut out),
+        }
+        published += out
+            .drain(..)
+            .filter(|o| matches!(o, Output::Listing { .. }))
+            .count();
+    }
+    for p in 0..partitions {
+        engine.release_sweeps(p, &mut out);
+    }
+    published += out
+        .drain(..)
+        .filter(|o| matches!(o, Output::Listing { .. }))
+        .count();
+    (started.elapsed().as_secs_f64(), published, engine)
 }
 
 /// Reads observed+sweeps of a namespace to their ends with a consumer that does nothing else.

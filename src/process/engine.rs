@@ -520,7 +520,7 @@ struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
-    /// FNV-1a over what normalize reads: the payload bytes, format, region, platform and id.
+    /// Digest of what normalize reads: the payload bytes, format, region, platform and id.
     fn raw_digest(&self) -> u64 {
         let parts: [&[u8]; 5] = [
             self.payload.get().as_bytes(),
@@ -531,7 +531,7 @@ impl Envelope<'_> {
         ];
         parts
             .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, p| fnv(fnv(h, p), &[0xff]))
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, p| mix(mix(h, p), &[0xff]))
     }
 
     /// The envelope checks that do not depend on the payload (see `Observation::contract_violation`).
@@ -544,22 +544,33 @@ impl Envelope<'_> {
 /// liveness and price steps — folded into one number (not `last_seen`, which moves on every sighting:
 /// an unchanged listing must not be republished).
 fn view_key(s: &SourceState) -> u64 {
-    let mut h = fnv(0xcbf2_9ce4_8422_2325, &s.content_digest.to_le_bytes());
-    h = fnv(h, &s.first_seen.to_le_bytes());
-    h = fnv(h, &[u8::from(s.alive)]);
+    let mut h = mix(0xcbf2_9ce4_8422_2325, &s.content_digest.to_le_bytes());
+    h = mix(h, &s.first_seen.to_le_bytes());
+    h = mix(h, &[u8::from(s.alive)]);
     for r in &s.history {
-        h = fnv(h, &r.from.to_le_bytes());
-        h = fnv(h, &r.deposit.to_le_bytes());
-        h = fnv(h, &r.rent.to_le_bytes());
-        h = fnv(h, &r.fee.map_or(u64::MAX, f64::to_bits).to_le_bytes());
+        h = mix(h, &r.from.to_le_bytes());
+        h = mix(h, &r.deposit.to_le_bytes());
+        h = mix(h, &r.rent.to_le_bytes());
+        h = mix(h, &r.fee.map_or(u64::MAX, f64::to_bits).to_le_bytes());
     }
     h
 }
 
-fn fnv(h: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+/// A fixed, fast, non-cryptographic hash step (the FxHash mix, eight bytes at a time). Digests built
+/// with it live in the state, so it must never change with a compiler or library release — hence not
+/// `std`'s hasher.
+fn mix(mut h: u64, bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    let rest = chunks.remainder();
+    tail[..rest.len()].copy_from_slice(rest);
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    (h.rotate_left(5) ^ bytes.len() as u64).wrapping_mul(K)
 }
 
 fn version(part: &Part, brokers_next: i64) -> Version {
@@ -734,13 +745,12 @@ fn flush(
     }
 }
 
-/// FNV-1a (64-bit) of the listing's postcard bytes: fixed, fast, and the same on every build (unlike
-/// `std`'s hasher, whose algorithm may change between releases; the digest is part of the state).
+/// Digest of the listing's postcard bytes (see [`mix`]).
 fn digest_of(l: &super::model::SourceListing) -> u64 {
-    let bytes = postcard::to_allocvec(l).unwrap_or_default();
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    mix(
+        0xcbf2_9ce4_8422_2325,
+        &postcard::to_allocvec(l).unwrap_or_default(),
+    )
 }
 
 /// (reason, detail) of an input that cannot be read.
