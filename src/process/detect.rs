@@ -199,10 +199,18 @@ pub fn observe(
     record_price(&mut state.history, observed_at, &listing, history_len);
     state.first_seen = state.first_seen.min(observed_at);
     let mut fields = Vec::new();
-    if (observed_at, digest) > (state.content_at, state.content_digest) {
+    if (observed_at, digest, source, region_key)
+        > (
+            state.content_at,
+            state.content_digest,
+            state.source,
+            state.region_key.as_str(),
+        )
+    {
         fields = changed_fields(&state.listing, &listing);
         state.listing = listing;
         state.source = source;
+        state.region_key = region_key.to_string();
         state.content_at = observed_at;
         state.content_digest = digest;
     }
@@ -233,7 +241,7 @@ pub fn resight(
         rules.history_len,
     );
     state.first_seen = state.first_seen.min(observed_at);
-    if observed_at > state.content_at {
+    if (observed_at, source) > (state.content_at, state.source) {
         state.content_at = observed_at;
         state.source = source;
     }
@@ -262,43 +270,34 @@ pub fn after_sweep(
     change
 }
 
-/// Inserts a sighting into the price runs, keeping them sorted and at most `len` long.
+/// Records a sighting in the price history: one entry per distinct price with its first and last
+/// sighting, in order of first sighting; at most `len` prices (the one seen least recently goes). The
+/// entries are min/max over the sightings, so the history does not depend on the order they arrive in
+/// (short of a price dropped by the bound coming back). A price that returns (A → B → A) keeps its
+/// first sighting: the history lists each price once.
 fn record_price(runs: &mut Vec<PriceRun>, at: i64, l: &SourceListing, len: usize) {
     let same = |r: &PriceRun| r.deposit == l.deposit && r.rent == l.rent && r.fee == l.fee;
-    // The run that starts at or before `at`.
-    let i = runs.partition_point(|r| r.from <= at);
-    if i > 0 {
-        let prev = &mut runs[i - 1];
-        if same(prev) {
-            prev.until = prev.until.max(at);
-            return;
-        }
-        if at <= prev.until {
-            // Inside a run of another price: split it around this sighting.
-            let tail = PriceRun {
-                from: at + 1,
-                ..prev.clone()
-            };
-            prev.until = at - 1;
-            runs.insert(i, tail);
-        }
-    }
-    if let Some(next) = runs.get_mut(i).filter(|n| same(n)) {
-        next.from = next.from.min(at);
+    if let Some(k) = runs.iter().position(same) {
+        let mut r = runs.remove(k);
+        r.from = r.from.min(at);
+        r.until = r.until.max(at);
+        let at = runs.partition_point(|x| (x.from, x.until) <= (r.from, r.until));
+        runs.insert(at, r);
         return;
     }
-    runs.insert(
-        i,
-        PriceRun {
-            from: at,
-            until: at,
-            deposit: l.deposit,
-            rent: l.rent,
-            fee: l.fee,
-        },
-    );
-    if runs.len() > len {
-        runs.remove(0);
+    let r = PriceRun {
+        from: at,
+        until: at,
+        deposit: l.deposit,
+        rent: l.rent,
+        fee: l.fee,
+    };
+    let k = runs.partition_point(|x| (x.from, x.until) <= (r.from, r.until));
+    runs.insert(k, r);
+    if runs.len() > len
+        && let Some(stale) = (0..runs.len()).min_by_key(|&k| (runs[k].until, runs[k].from))
+    {
+        runs.remove(stale);
     }
 }
 
@@ -435,5 +434,24 @@ mod tests {
             see(&mut slot, rent, 300 + i as i64, &sweeps);
         }
         assert_eq!(slot.as_ref().map(|s| s.history.len()), Some(3), "bounded");
+    }
+
+    #[test]
+    fn price_history_does_not_depend_on_arrival_order() {
+        let sweeps = SweepLog::default();
+        let history = |order: &[(u32, i64)]| {
+            let mut slot = None;
+            for &(rent, at) in order {
+                see(&mut slot, rent, at, &sweeps);
+            }
+            slot.map(|s| s.history).unwrap_or_default()
+        };
+        let sightings = [(50, 1), (50, 10), (45, 5), (45, 5), (40, 7)];
+        let want = history(&sightings);
+        let mut reversed = sightings;
+        reversed.reverse();
+        assert_eq!(history(&reversed), want);
+        assert_eq!(history(&[(45, 5), (40, 7), (50, 10), (50, 1)]), want);
+        assert!(want.iter().all(|r| r.from <= r.until));
     }
 }

@@ -496,6 +496,10 @@ impl Engine {
     }
 }
 
+/// Bump when `normalize` changes what it makes of a payload: raw digests stored under another version
+/// no longer match, so a restored state re-parses re-sighted payloads instead of keeping the old reading.
+const NORMALIZE_VERSION: u64 = 1;
+
 /// The envelope of an observation, borrowed, with the payload left as raw bytes: enough to recognize a
 /// re-sighting without parsing the payload.
 #[derive(serde::Deserialize)]
@@ -531,7 +535,7 @@ impl Envelope<'_> {
         ];
         parts
             .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, p| mix(mix(h, p), &[0xff]))
+            .fold(NORMALIZE_VERSION, |h, p| mix(mix(h, p), &[0xff]))
     }
 
     /// The envelope checks that do not depend on the payload (see `Observation::contract_violation`).
@@ -545,6 +549,8 @@ impl Envelope<'_> {
 /// an unchanged listing must not be republished).
 fn view_key(s: &SourceState) -> u64 {
     let mut h = mix(0xcbf2_9ce4_8422_2325, &s.content_digest.to_le_bytes());
+    h = mix(h, s.source.as_str().as_bytes());
+    h = mix(h, s.region_key.as_bytes());
     h = mix(h, &s.first_seen.to_le_bytes());
     h = mix(h, &[u8::from(s.alive)]);
     for r in &s.history {
@@ -573,10 +579,14 @@ fn mix(mut h: u64, bytes: &[u8]) -> u64 {
     (h.rotate_left(5) ^ bytes.len() as u64).wrapping_mul(K)
 }
 
+/// The version of what a partition publishes now. `clock` is twice the sum of the consumed offsets, plus
+/// one once no sweep is waiting: so a publish that only releases pending sweeps (no offset moved) is
+/// still newer than the publish before it, and the clock depends only on what was consumed.
 fn version(part: &Part, brokers_next: i64) -> Version {
+    let sum = part.state.observed_next + part.state.sweeps_next + brokers_next;
     Version {
         partition: part.state.partition,
-        clock: part.state.observed_next + part.state.sweeps_next + brokers_next,
+        clock: 2 * sum + i64::from(part.state.pending_sweeps.is_empty()),
         observed: part.state.observed_next,
         sweeps: part.state.sweeps_next,
         brokers: brokers_next,

@@ -20,10 +20,10 @@ use crate::topics::envelope::{Platform, Source};
 /// Schema id of [`CanonicalListing`].
 pub const LISTING_SCHEMA: &str = "roomstream.listing/1";
 
-/// Input positions a published state reflects. `clock` is the sum of the next offsets of the inputs
-/// the partition's owner had consumed (observed, sweeps and brokers): it only grows, so sinks keep a row
-/// only when the incoming clock is larger (DESIGN invariant 2), and it comes from positions, never
-/// from the wall clock.
+/// Input positions a published state reflects. `clock` is twice the sum of the next offsets of the
+/// inputs the partition's owner had consumed (observed, sweeps and brokers), plus one once no sweep
+/// marker is waiting: it only grows, so sinks keep a row only when the incoming clock is larger (DESIGN
+/// invariant 2), and it comes from positions, never from the wall clock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     /// Partition of `observed.v1` / `sweeps.v1` that owns the listing.

@@ -358,7 +358,7 @@ pub fn run(
         .set("partition.assignment.strategy", "range")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "20000")
+        .set("max.poll.interval.ms", "120000")
         .set("fetch.wait.max.ms", "100")
         .create_with_context(ProcessContext {
             shared: shared.clone(),
@@ -621,6 +621,16 @@ fn read_registry(
             )));
         }
         match consumer.poll(Duration::from_millis(200)) {
+            // On a compacted topic the last offsets may be gone: the position says how far we are.
+            None => {
+                if let Some(Offset::Offset(at)) = consumer
+                    .position()
+                    .ok()
+                    .and_then(|tpl| tpl.find_partition(topic, 0).map(|e| e.offset()))
+                {
+                    engine.brokers_next = engine.brokers_next.max(at);
+                }
+            }
             Some(Ok(m)) => engine.broker(
                 Position {
                     topic: m.topic(),
@@ -632,7 +642,6 @@ fn read_registry(
                 &mut out,
             ),
             Some(Err(e)) => return Err(e.into()),
-            None => {}
         }
     }
     if initial && !out.is_empty() {
@@ -691,6 +700,10 @@ fn held_listings(
             )));
         }
         let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            // On a compacted topic the last offsets may be gone: the position says how far we are.
+            if let Ok(tpl) = consumer.position() {
+                ends.retain(|lp, end| !matches!(tpl.find_partition(topic, *lp).map(|e| e.offset()), Some(Offset::Offset(at)) if at >= *end));
+            }
             continue;
         };
         let m = m?;
