@@ -388,7 +388,64 @@ async fn malformed_events_reach_the_dlq_with_their_position_and_the_run_goes_on(
         sink.send(*topic, "11620", value).expect("send");
     }
     sink.finish().expect("delivered");
-    let report = process(&env);
+    // A long-running processor with its metrics endpoint: the DLQ counter shows the rejects; SIGINT
+    // stops it cleanly (final checkpoint, leaves the group).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_roomstream"))
+        .arg("process")
+        .envs(env.env_vars())
+        .env("ROOMSTREAM_PROCESS_METRICS_LISTEN", &listen)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("process starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let metrics = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics never showed the DLQ events"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(resp) = reqwest::get(format!("http://{listen}/metrics")).await else {
+            continue;
+        };
+        let text = resp.text().await.unwrap_or_default();
+        let lags: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("roomstream_process_consumer_lag{"))
+            .collect();
+        if text.contains("roomstream_process_dlq_total{reason=\"malformed_json\"} 1")
+            && text.contains("roomstream_process_dlq_total{reason=\"implausible\"}")
+            && lags.len() == 16
+            && lags.iter().all(|l| l.ends_with(" 0"))
+        {
+            break text;
+        }
+    };
+    assert!(
+        metrics.contains("# TYPE roomstream_process_events_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roomstream_process_checkpoint_age_seconds"),
+        "{metrics}"
+    );
+    let stopped = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "a processor stopped with SIGINT exits cleanly"
+    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{report}");
     let dlq = env.read_valid(TopicKind::Dlq);
     let from_process: Vec<&Value> = dlq
         .iter()
