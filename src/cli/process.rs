@@ -357,9 +357,13 @@ pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> 
                     skipped += 1;
                     continue;
                 }
-                let bytes = match &event.value {
-                    serde_json::Value::String(raw) => raw.clone().into_bytes(),
-                    v => serde_json::to_vec(v)?,
+                let bytes = match (&event.value_base64, &event.value) {
+                    (Some(b64), _) => {
+                        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+                            .context("value_base64 of a DLQ event is not base64")?
+                    }
+                    (None, serde_json::Value::String(raw)) => raw.clone().into_bytes(),
+                    (None, v) => serde_json::to_vec(v)?,
                 };
                 if !dry_run && let Some(t) = target {
                     sink.send(*t, event.key.as_deref().unwrap_or(""), &bytes)?;

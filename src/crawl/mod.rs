@@ -226,6 +226,7 @@ impl<'a> Emitter<'a> {
             offset: None,
             key,
             value,
+            value_base64: None,
             rejected_at: now(),
         })
     }

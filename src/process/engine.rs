@@ -791,6 +791,7 @@ fn dlq(
     error: String,
 ) {
     metrics.dlq(reason);
+    let raw = value;
     let value = value.map_or(serde_json::Value::Null, |v| {
         serde_json::from_slice(v)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))
@@ -805,6 +806,9 @@ fn dlq(
         offset: Some(at.offset),
         key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
         value,
+        value_base64: raw
+            .filter(|v| std::str::from_utf8(v).is_err())
+            .map(|v| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, v)),
         rejected_at: crate::topics::envelope::now(),
     })));
 }

@@ -223,8 +223,12 @@ pub struct DlqEvent {
     pub offset: Option<i64>,
     /// The original key, lossily decoded as UTF-8.
     pub key: Option<String>,
-    /// The original value: JSON if it parsed, else the raw text (lossy UTF-8).
+    /// The original value: JSON if it parsed, else the raw text (lossy UTF-8 when it is not UTF-8).
     pub value: serde_json::Value,
+    /// The original bytes in standard base64, when they are not valid UTF-8 (so `value` is lossy):
+    /// `roomstream dlq replay` re-sends exactly these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
     /// When it was rejected (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub rejected_at: OffsetDateTime,

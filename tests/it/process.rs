@@ -487,12 +487,21 @@ async fn malformed_events_reach_the_dlq_with_their_position_and_the_run_goes_on(
         "progress is kept"
     );
     process(&env);
-    let n = env
+    let garbage: Vec<Value> = env
         .read_valid(TopicKind::Dlq)
-        .iter()
+        .into_iter()
         .filter(|e| e["reason"] == "malformed_json")
-        .count();
-    assert_eq!(n, 2, "the re-fed event was processed again");
+        .collect();
+    assert_eq!(garbage.len(), 2, "the re-fed event was processed again");
+    // Bytes that are not UTF-8 are kept exactly, and re-fed exactly.
+    for e in &garbage {
+        let b64 = e["value_base64"]
+            .as_str()
+            .expect("non-UTF-8 bytes are kept in base64");
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+            .expect("base64");
+        assert_eq!(bytes, b"not json at all \xff".to_vec());
+    }
 }
 
 #[test]
