@@ -182,12 +182,12 @@ impl Engine {
         };
         part.state.observed_next = part.state.observed_next.max(at.offset + 1);
         // Fast path: most observations re-sight a listing with the very payload it already holds.
-        let fast = value.and_then(|v| serde_json::from_slice::<Envelope<'_>>(v).ok());
+        let fast = value.and_then(Envelope::split);
         let raw = fast.as_ref().map(Envelope::raw_digest);
-        if let (Some(env), Some(raw)) = (&fast, raw) {
+        if let (Some(Envelope { head: env, .. }), Some(raw)) = (&fast, raw) {
             let skey = SourceKey {
                 platform: env.platform,
-                id: env.source_listing_id.to_string(),
+                id: env.source_listing_id.clone(),
             };
             let rules = detect::Rules {
                 removal_sweeps: cfg.removal_sweeps,
@@ -197,7 +197,7 @@ impl Engine {
                 .state
                 .sources
                 .get_mut(&skey)
-                .filter(|s| s.raw_digest == raw && env.fits())
+                .filter(|s| s.raw_digest == raw && fast.as_ref().is_some_and(Envelope::fits))
             {
                 let seen_at = env.observed_at.unix_timestamp();
                 let before = view_key(state);
@@ -500,38 +500,59 @@ impl Engine {
 /// no longer match, so a restored state re-parses re-sighted payloads instead of keeping the old reading.
 const NORMALIZE_VERSION: u64 = 1;
 
-/// The envelope of an observation, borrowed, with the payload left as raw bytes: enough to recognize a
-/// re-sighting without parsing the payload.
+/// The envelope of an observation with the payload left as raw bytes: enough to recognize a re-sighting
+/// without parsing (or even validating) the payload.
+struct Envelope<'a> {
+    head: Head,
+    payload: &'a [u8],
+}
+
+/// Every envelope field but the payload.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Envelope<'a> {
+struct Head {
     #[allow(dead_code)]
-    #[serde(borrow)]
-    schema: std::borrow::Cow<'a, str>,
+    schema: serde::de::IgnoredAny,
     source: crate::topics::envelope::Source,
     platform: crate::topics::envelope::Platform,
-    #[serde(borrow)]
-    source_listing_id: std::borrow::Cow<'a, str>,
+    source_listing_id: String,
     #[serde(with = "time::serde::rfc3339")]
     observed_at: time::OffsetDateTime,
-    #[serde(borrow)]
-    crawl_id: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    region_code: std::borrow::Cow<'a, str>,
+    crawl_id: String,
+    region_code: String,
     payload_format: crate::topics::envelope::PayloadFormat,
-    #[serde(borrow)]
-    payload: &'a serde_json::value::RawValue,
+}
+
+impl<'a> Envelope<'a> {
+    /// Splits `{…head…,"payload":<payload>}` — the layout `Observation` serializes to, payload last.
+    /// The byte sequence `,"payload":` cannot occur inside a JSON string (its quote would be escaped),
+    /// so its first occurrence is the key; the head is then parsed strictly. Anything else (another
+    /// field order, bad JSON) returns `None` and takes the full path, which validates everything.
+    fn split(v: &'a [u8]) -> Option<Envelope<'a>> {
+        const KEY: &[u8] = b",\"payload\":";
+        let at = v.windows(KEY.len()).position(|w| w == KEY)?;
+        let end = v.iter().rposition(|b| !b.is_ascii_whitespace())?;
+        if v[end] != b'}' {
+            return None;
+        }
+        let payload = v.get(at + KEY.len()..end)?.trim_ascii();
+        let mut head = Vec::with_capacity(at + 1);
+        head.extend_from_slice(v.get(..at)?);
+        head.push(b'}');
+        let head: Head = serde_json::from_slice(&head).ok()?;
+        Some(Envelope { head, payload })
+    }
 }
 
 impl Envelope<'_> {
     /// Digest of what normalize reads: the payload bytes, format, region, platform and id.
     fn raw_digest(&self) -> u64 {
         let parts: [&[u8]; 5] = [
-            self.payload.get().as_bytes(),
-            self.payload_format.as_str().as_bytes(),
-            self.region_code.as_bytes(),
-            self.platform.as_str().as_bytes(),
-            self.source_listing_id.as_bytes(),
+            self.payload,
+            self.head.payload_format.as_str().as_bytes(),
+            self.head.region_code.as_bytes(),
+            self.head.platform.as_str().as_bytes(),
+            self.head.source_listing_id.as_bytes(),
         ];
         parts
             .iter()
@@ -540,7 +561,8 @@ impl Envelope<'_> {
 
     /// The envelope checks that do not depend on the payload (see `Observation::contract_violation`).
     fn fits(&self) -> bool {
-        !self.crawl_id.is_empty() && self.crawl_id.len() <= 128
+        let h = &self.head;
+        !h.crawl_id.is_empty() && h.crawl_id.len() <= 128
     }
 }
 
