@@ -50,8 +50,9 @@ pub struct PartitionState {
     pub observed_next: i64,
     /// Next offset of `sweeps.v1` to read.
     pub sweeps_next: i64,
-    /// Every source listing ever seen (removed ones too, for relisting).
-    pub sources: BTreeMap<SourceKey, SourceState>,
+    /// Every source listing ever seen (removed ones too, for relisting). A hash map with a fixed hasher:
+    /// looked up on every input; where order matters (the state hash) the keys are sorted.
+    pub sources: SourceMap,
     /// Complete sweeps.
     pub sweeps: SweepLog,
     /// The clustering of live listings.
@@ -79,6 +80,24 @@ pub struct PendingSweep {
     pub source: crate::topics::envelope::Source,
     /// Platform swept.
     pub platform: crate::topics::envelope::Platform,
+}
+
+/// The map of source listings.
+pub type SourceMap =
+    std::collections::HashMap<SourceKey, SourceState, std::hash::BuildHasherDefault<FixedHasher>>;
+
+/// A hasher with fixed keys (the FxHash mix): the same on every run and build, and fast on short keys.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FixedHasher(u64);
+
+impl std::hash::Hasher for FixedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = mix(self.0, bytes);
+    }
 }
 
 /// An owned partition at run time.

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::checkpoint::{CheckpointError, CheckpointStore};
 use super::engine::PartitionState;
+use super::model::SourceKey;
 
 /// Every partition's latest checkpointed state, by partition.
 pub async fn load_all(
@@ -33,7 +34,10 @@ pub fn hash(states: &BTreeMap<i32, PartitionState>) -> (String, BTreeMap<String,
     let mut regions: BTreeMap<String, Sha256> = BTreeMap::new();
     for state in states.values() {
         // Sources, in key order within each region.
-        for (k, s) in &state.sources {
+        let mut keys: Vec<&SourceKey> = state.sources.keys().collect();
+        keys.sort();
+        for k in keys {
+            let s = &state.sources[k];
             let h = regions.entry(s.region_key.clone()).or_default();
             h.update(k.to_string().as_bytes());
             h.update(postcard::to_allocvec(s).unwrap_or_default());
