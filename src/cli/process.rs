@@ -157,7 +157,10 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
         tokio::task::spawn_blocking(move || runtime::run(&cfg2, &opts, engine_cfg, m2, stop))
             .await??;
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    let mut w = std::io::stdout().lock();
+    // Written, not printed: a reader that stops early (`| head -1`) is not an error.
+    let _ = writeln!(
+        w,
         "{}: {} inputs in {secs:.1} s ({:.0}/s); published {} ({} upserts, {} tombstones, {} suppressed as unchanged); dlq {}; {} checkpoints, {} bytes; partitions {:?}",
         if replay { "replay" } else { "process" },
         summary.inputs,
@@ -171,7 +174,8 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
         summary.checkpoint_bytes,
         summary.partitions,
     );
-    println!(
+    let _ = writeln!(
+        w,
         "events: new {} changed {} unchanged {} removed {} relisted {} sweeps {}; merges {} splits {}",
         metrics.get("events", "new"),
         metrics.get("events", "changed"),

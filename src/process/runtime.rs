@@ -356,7 +356,7 @@ pub fn run(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "6000")
+        .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "120000")
         .set("fetch.wait.max.ms", "100")

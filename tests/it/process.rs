@@ -206,7 +206,7 @@ async fn killed_restarted_and_two_instances_end_in_the_uninterrupted_state() {
 
     // SIGKILL twice — once while processing live as the feed arrives, once while catching up after the
     // restart — with checkpoints every 1,500 inputs, then finish. Each restart waits out the group's
-    // session timeout (6 s): Tansu 0.6 keeps a dead member in the group for good when another joins
+    // session timeout (10 s): Tansu 0.6 keeps a dead member in the group for good when another joins
     // before its session expired (observed; Kafka expires it), so the newcomer would never get its
     // partitions.
     let killed = spawn_env(&[("process", "checkpoint_events", "1500")]).await;
@@ -242,7 +242,7 @@ async fn killed_restarted_and_two_instances_end_in_the_uninterrupted_state() {
         child.kill().expect("SIGKILL the processor");
         let _ = child.wait();
         eprintln!("killed the processor after {wait:?}");
-        std::thread::sleep(Duration::from_secs(8));
+        std::thread::sleep(Duration::from_secs(12));
     }
     assert!(crawler.join().expect("crawler thread").status.success());
     process(&killed);
