@@ -91,7 +91,7 @@ impl Change {
 /// Complete sweeps seen, by region key and (source, platform): their start times, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SweepLog {
-    /// region → (source, platform) → sorted start times (Unix seconds), at most [`SWEEP_LOG`].
+    /// region → (source, platform) → sorted start times (Unix seconds), at most `SWEEP_LOG`.
     pub starts: BTreeMap<String, BTreeMap<(Source, Platform), Vec<i64>>>,
 }
 
@@ -340,40 +340,23 @@ pub fn changed_fields(a: &SourceListing, b: &SourceListing) -> Vec<&'static str>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::model::{Building, Floor, Layout, Lease, SourceKey};
+    use crate::process::model::{Building, Floor, Layout, SourceKey};
     use crate::topics::envelope::Platform;
 
     fn listing(rent: u32) -> SourceListing {
+        let key = SourceKey {
+            platform: Platform::Zigbang,
+            id: "1".into(),
+        };
         SourceListing {
-            key: SourceKey {
-                platform: Platform::Zigbang,
-                id: "1".into(),
-            },
-            format: "zigbang.list".into(),
-            lease: Lease::Monthly,
-            deposit: 1000,
-            rent,
             fee: Some(5.0),
             area_m2: Some(20.0),
             floor: Floor::Level(2),
-            building_floors: None,
             layout: Layout::OneRoom,
             building: Building::OneRoomHouse,
-            direction: None,
             region_code: "11620".into(),
-            gu: None,
             dong: Some("신림동".into()),
-            bjd_code: None,
-            lot: None,
-            location: None,
-            facilities: Vec::new(),
-            subway_stations: Vec::new(),
-            broker: None,
-            title: String::new(),
-            url: String::new(),
-            image_url: None,
-            posted_at: None,
-            updated_at: None,
+            ..SourceListing::new(key, "zigbang.list", 1000, rent)
         }
     }
 

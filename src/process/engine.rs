@@ -7,17 +7,17 @@
 //! published; [`Engine::reconcile`] then publishes the difference between the state and what
 //! `listings.v1` already holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::detect::{self, Change, SourceState, SweepLog};
+use super::detect::{self, Change};
+use super::fingerprint::{Envelope, digest_of, view_key};
 use super::metrics::Metrics;
 use super::model::SourceKey;
 use super::normalize;
-use super::publish::{self, CanonicalListing, Link, Version};
-use super::resolve::{Clusters, Touched};
-use super::verify::{BrokerTable, Verification};
+pub use super::partition::{Part, PartitionState, PendingSweep};
+use super::partition::{publish_now, release, relink, version, view};
+use super::publish::CanonicalListing;
+use super::verify::BrokerTable;
 use crate::topics::envelope::{BrokerRecord, DLQ_SCHEMA, DlqEvent, Observation, SweepMarker};
 
 /// Tunables of the core.
@@ -31,107 +31,22 @@ pub struct EngineConfig {
     pub merge_threshold: f64,
 }
 
+impl EngineConfig {
+    /// The rules [`detect`] applies.
+    fn rules(&self) -> detect::Rules {
+        detect::Rules {
+            removal_sweeps: self.removal_sweeps,
+            history_len: self.history_len,
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             removal_sweeps: 2,
             history_len: 16,
             merge_threshold: 0.72,
-        }
-    }
-}
-
-/// Everything kept for one partition; this is what a checkpoint holds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PartitionState {
-    /// Partition number.
-    pub partition: i32,
-    /// Next offset of `observed.v1` to read.
-    pub observed_next: i64,
-    /// Next offset of `sweeps.v1` to read.
-    pub sweeps_next: i64,
-    /// Every source listing ever seen (removed ones too, for relisting). A hash map with a fixed hasher:
-    /// looked up on every input; where order matters (the state hash) the keys are sorted.
-    pub sources: SourceMap,
-    /// Complete sweeps.
-    pub sweeps: SweepLog,
-    /// The clustering of live listings.
-    pub clusters: Clusters,
-    /// Content hash of what was last published per canonical id.
-    pub published: BTreeMap<String, [u8; 16]>,
-    /// The latest `observed_at` among the observations read (Unix seconds).
-    pub observed_until: i64,
-    /// Sweep markers read but not applied yet: a marker waits until the observations read have passed
-    /// its end, so that reading the small sweeps topic ahead of the observations (as a consumer that
-    /// is behind does) never removes a listing whose sighting is simply not read yet.
-    pub pending_sweeps: Vec<PendingSweep>,
-}
-
-/// A sweep marker waiting to be applied.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PendingSweep {
-    /// When the sweep ended (Unix seconds): it is applied once observations reach this time.
-    pub ended_at: i64,
-    /// When it started.
-    pub started_at: i64,
-    /// Region key.
-    pub region: String,
-    /// Crawler.
-    pub source: crate::topics::envelope::Source,
-    /// Platform swept.
-    pub platform: crate::topics::envelope::Platform,
-}
-
-/// The map of source listings.
-pub type SourceMap =
-    std::collections::HashMap<SourceKey, SourceState, std::hash::BuildHasherDefault<FixedHasher>>;
-
-/// A hasher with fixed keys (the FxHash mix): the same on every run and build, and fast on short keys.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct FixedHasher(u64);
-
-impl std::hash::Hasher for FixedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = mix(self.0, bytes);
-    }
-}
-
-/// An owned partition at run time.
-#[derive(Debug, Default)]
-pub struct Part {
-    /// Its state.
-    pub state: PartitionState,
-    /// While true, nothing is published (restore or replay in progress).
-    pub catching_up: bool,
-    /// Canonical ids touched since the last publish.
-    dirty: BTreeSet<String>,
-    /// Canonical ids that ended since the last publish.
-    ended: BTreeSet<String>,
-    /// Registration number → source listings naming it (derived, for re-verification).
-    by_broker: BTreeMap<String, BTreeSet<SourceKey>>,
-}
-
-impl Part {
-    /// A part from a restored (or empty) state.
-    pub fn new(state: PartitionState, catching_up: bool) -> Part {
-        let mut by_broker: BTreeMap<String, BTreeSet<SourceKey>> = BTreeMap::new();
-        for (k, s) in &state.sources {
-            if let Some(b) = &s.listing.broker {
-                by_broker
-                    .entry(b.registration_number.clone())
-                    .or_default()
-                    .insert(k.clone());
-            }
-        }
-        Part {
-            state,
-            catching_up,
-            by_broker,
-            ..Part::default()
         }
     }
 }
@@ -195,6 +110,7 @@ impl Engine {
         value: Option<&[u8]>,
         out: &mut Vec<Output>,
     ) {
+        let input = Input { at, key, value };
         let cfg = self.cfg.clone();
         let Some(part) = self.parts.get_mut(&at.partition) else {
             return;
@@ -208,10 +124,7 @@ impl Engine {
                 platform: env.platform,
                 id: env.source_listing_id.clone(),
             };
-            let rules = detect::Rules {
-                removal_sweeps: cfg.removal_sweeps,
-                history_len: cfg.history_len,
-            };
+            let rules = cfg.rules();
             if let Some(state) = part
                 .state
                 .sources
@@ -235,11 +148,10 @@ impl Engine {
                 }
                 let released = release(part, &cfg, false, &self.metrics);
                 if changed || released {
-                    let version = version(part, self.brokers_next);
-                    flush(
+                    publish_now(
                         part,
                         &self.brokers,
-                        version,
+                        self.brokers_next,
                         cfg.merge_threshold,
                         out,
                         &self.metrics,
@@ -251,25 +163,13 @@ impl Engine {
         let obs: Observation = match decode(value) {
             Ok(o) => o,
             Err(e) => {
-                return dlq(
-                    out,
-                    &self.metrics,
-                    at,
-                    key,
-                    value,
-                    "process.decode",
-                    e.0,
-                    e.1,
-                );
+                return input.reject(out, &self.metrics, "process.decode", e.0, e.1);
             }
         };
         if let Some(why) = obs.contract_violation() {
-            return dlq(
+            return input.reject(
                 out,
                 &self.metrics,
-                at,
-                key,
-                value,
                 "process.decode",
                 "contract_violation",
                 why,
@@ -278,16 +178,7 @@ impl Engine {
         let listing = match normalize::normalize(&obs) {
             Ok(l) => l,
             Err(r) => {
-                return dlq(
-                    out,
-                    &self.metrics,
-                    at,
-                    key,
-                    value,
-                    "process.normalize",
-                    r.reason,
-                    r.detail,
-                );
+                return input.reject(out, &self.metrics, "process.normalize", r.reason, r.detail);
             }
         };
         let digest = digest_of(&listing);
@@ -307,10 +198,7 @@ impl Engine {
             observed_at: obs.observed_at.unix_timestamp(),
             digest,
         };
-        let rules = detect::Rules {
-            removal_sweeps: cfg.removal_sweeps,
-            history_len: cfg.history_len,
-        };
+        let rules = cfg.rules();
         let change = detect::observe(&mut slot, seen, &part.state.sweeps, rules);
         let after = slot.as_ref().map(view_key);
         if let Some(mut s) = slot {
@@ -335,11 +223,10 @@ impl Engine {
             .observed_until
             .max(obs.observed_at.unix_timestamp());
         release(part, &cfg, false, &self.metrics);
-        let version = version(part, self.brokers_next);
-        flush(
+        publish_now(
             part,
             &self.brokers,
-            version,
+            self.brokers_next,
             cfg.merge_threshold,
             out,
             &self.metrics,
@@ -354,6 +241,7 @@ impl Engine {
         value: Option<&[u8]>,
         out: &mut Vec<Output>,
     ) {
+        let input = Input { at, key, value };
         let cfg = self.cfg.clone();
         let Some(part) = self.parts.get_mut(&at.partition) else {
             return;
@@ -362,16 +250,7 @@ impl Engine {
         let marker: SweepMarker = match decode(value) {
             Ok(m) => m,
             Err(e) => {
-                return dlq(
-                    out,
-                    &self.metrics,
-                    at,
-                    key,
-                    value,
-                    "process.decode",
-                    e.0,
-                    e.1,
-                );
+                return input.reject(out, &self.metrics, "process.decode", e.0, e.1);
             }
         };
         self.metrics.event("sweep");
@@ -383,11 +262,10 @@ impl Engine {
             platform: marker.platform,
         });
         release(part, &cfg, false, &self.metrics);
-        let version = version(part, self.brokers_next);
-        flush(
+        publish_now(
             part,
             &self.brokers,
-            version,
+            self.brokers_next,
             cfg.merge_threshold,
             out,
             &self.metrics,
@@ -402,11 +280,10 @@ impl Engine {
             return;
         };
         if release(part, &cfg, true, &self.metrics) {
-            let version = version(part, self.brokers_next);
-            flush(
+            publish_now(
                 part,
                 &self.brokers,
-                version,
+                self.brokers_next,
                 cfg.merge_threshold,
                 out,
                 &self.metrics,
@@ -422,6 +299,7 @@ impl Engine {
         value: Option<&[u8]>,
         out: &mut Vec<Output>,
     ) {
+        let input = Input { at, key, value };
         self.brokers_next = self.brokers_next.max(at.offset + 1);
         let number = match value {
             None => key
@@ -430,16 +308,7 @@ impl Engine {
             Some(_) => match decode::<BrokerRecord>(value) {
                 Ok(r) => Some(self.brokers.apply(&r)),
                 Err(e) => {
-                    return dlq(
-                        out,
-                        &self.metrics,
-                        at,
-                        key,
-                        value,
-                        "process.decode",
-                        e.0,
-                        e.1,
-                    );
+                    return input.reject(out, &self.metrics, "process.decode", e.0, e.1);
                 }
             },
         };
@@ -453,11 +322,10 @@ impl Engine {
                 .filter_map(|k| part.state.clusters.of.get(k).cloned())
                 .collect();
             part.dirty.extend(ids);
-            let version = version(part, self.brokers_next);
-            flush(
+            publish_now(
                 part,
                 &self.brokers,
-                version,
+                self.brokers_next,
                 self.cfg.merge_threshold,
                 out,
                 &self.metrics,
@@ -488,11 +356,10 @@ impl Engine {
             .cloned()
             .collect();
         let before = out.len();
-        let version = version(part, self.brokers_next);
-        flush(
+        publish_now(
             part,
             &self.brokers,
-            version,
+            self.brokers_next,
             self.cfg.merge_threshold,
             out,
             &self.metrics,
@@ -515,295 +382,6 @@ impl Engine {
     }
 }
 
-/// Bump when `normalize` changes what it makes of a payload: raw digests stored under another version
-/// no longer match, so a restored state re-parses re-sighted payloads instead of keeping the old reading.
-const NORMALIZE_VERSION: u64 = 1;
-
-/// The envelope of an observation with the payload left as raw bytes: enough to recognize a re-sighting
-/// without parsing (or even validating) the payload.
-struct Envelope<'a> {
-    head: Head,
-    payload: &'a [u8],
-}
-
-/// Every envelope field but the payload.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Head {
-    #[allow(dead_code)]
-    schema: serde::de::IgnoredAny,
-    source: crate::topics::envelope::Source,
-    platform: crate::topics::envelope::Platform,
-    source_listing_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    observed_at: time::OffsetDateTime,
-    crawl_id: String,
-    region_code: String,
-    payload_format: crate::topics::envelope::PayloadFormat,
-}
-
-impl<'a> Envelope<'a> {
-    /// Splits `{…head…,"payload":<payload>}` — the layout `Observation` serializes to, payload last.
-    /// The byte sequence `,"payload":` cannot occur inside a JSON string (its quote would be escaped),
-    /// so its first occurrence is the key; the head is then parsed strictly. Anything else (another
-    /// field order, bad JSON) returns `None` and takes the full path, which validates everything.
-    fn split(v: &'a [u8]) -> Option<Envelope<'a>> {
-        const KEY: &[u8] = b",\"payload\":";
-        let at = v.windows(KEY.len()).position(|w| w == KEY)?;
-        let end = v.iter().rposition(|b| !b.is_ascii_whitespace())?;
-        if v[end] != b'}' {
-            return None;
-        }
-        let payload = v.get(at + KEY.len()..end)?.trim_ascii();
-        let mut head = Vec::with_capacity(at + 1);
-        head.extend_from_slice(v.get(..at)?);
-        head.push(b'}');
-        let head: Head = serde_json::from_slice(&head).ok()?;
-        Some(Envelope { head, payload })
-    }
-}
-
-impl Envelope<'_> {
-    /// Digest of what normalize reads: the payload bytes, format, region, platform and id.
-    fn raw_digest(&self) -> u64 {
-        let parts: [&[u8]; 5] = [
-            self.payload,
-            self.head.payload_format.as_str().as_bytes(),
-            self.head.region_code.as_bytes(),
-            self.head.platform.as_str().as_bytes(),
-            self.head.source_listing_id.as_bytes(),
-        ];
-        parts
-            .iter()
-            .fold(NORMALIZE_VERSION, |h, p| mix(mix(h, p), &[0xff]))
-    }
-
-    /// The envelope checks that do not depend on the payload (see `Observation::contract_violation`).
-    fn fits(&self) -> bool {
-        let h = &self.head;
-        !h.crawl_id.is_empty() && h.crawl_id.len() <= 128
-    }
-}
-
-/// The parts of a source state that show in the canonical listing — content digest, first sighting,
-/// liveness and price steps — folded into one number (not `last_seen`, which moves on every sighting:
-/// an unchanged listing must not be republished).
-fn view_key(s: &SourceState) -> u64 {
-    let mut h = mix(0xcbf2_9ce4_8422_2325, &s.content_digest.to_le_bytes());
-    h = mix(h, s.source.as_str().as_bytes());
-    h = mix(h, s.region_key.as_bytes());
-    h = mix(h, &s.first_seen.to_le_bytes());
-    h = mix(h, &[u8::from(s.alive)]);
-    for r in &s.history {
-        h = mix(h, &r.from.to_le_bytes());
-        h = mix(h, &r.deposit.to_le_bytes());
-        h = mix(h, &r.rent.to_le_bytes());
-        h = mix(h, &r.fee.map_or(u64::MAX, f64::to_bits).to_le_bytes());
-    }
-    h
-}
-
-/// A fixed, fast, non-cryptographic hash step (the FxHash mix, eight bytes at a time). Digests built
-/// with it live in the state, so it must never change with a compiler or library release — hence not
-/// `std`'s hasher.
-fn mix(mut h: u64, bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-    }
-    let mut tail = [0u8; 8];
-    let rest = chunks.remainder();
-    tail[..rest.len()].copy_from_slice(rest);
-    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    (h.rotate_left(5) ^ bytes.len() as u64).wrapping_mul(K)
-}
-
-/// The version of what a partition publishes now. `clock` is twice the sum of the consumed offsets, plus
-/// one once no sweep is waiting: so a publish that only releases pending sweeps (no offset moved) is
-/// still newer than the publish before it, and the clock depends only on what was consumed.
-fn version(part: &Part, brokers_next: i64) -> Version {
-    let sum = part.state.observed_next + part.state.sweeps_next + brokers_next;
-    Version {
-        partition: part.state.partition,
-        clock: 2 * sum + i64::from(part.state.pending_sweeps.is_empty()),
-        observed: part.state.observed_next,
-        sweeps: part.state.sweeps_next,
-        brokers: brokers_next,
-    }
-}
-
-/// Applies the pending sweeps whose end the observations have passed (all of them with `force`), in
-/// (end, start, region, source, platform) order. Returns whether any was applied.
-fn release(part: &mut Part, cfg: &EngineConfig, force: bool, metrics: &Metrics) -> bool {
-    let until = part.state.observed_until;
-    if !part
-        .state
-        .pending_sweeps
-        .iter()
-        .any(|p| force || p.ended_at < until)
-    {
-        return false;
-    }
-    let (mut due, keep): (Vec<PendingSweep>, Vec<PendingSweep>) =
-        std::mem::take(&mut part.state.pending_sweeps)
-            .into_iter()
-            .partition(|p| force || p.ended_at < until);
-    part.state.pending_sweeps = keep;
-    due.sort();
-    for sweep in due {
-        if !part.state.sweeps.record(
-            sweep.source,
-            sweep.platform,
-            &sweep.region,
-            sweep.started_at,
-        ) {
-            continue;
-        }
-        let flipped: Vec<(SourceKey, Change)> = part
-            .state
-            .sources
-            .iter_mut()
-            .filter(|(k, s)| {
-                k.platform == sweep.platform
-                    && s.source == sweep.source
-                    && s.region_key == sweep.region
-            })
-            .filter_map(|(k, s)| {
-                detect::after_sweep(s, &part.state.sweeps, cfg.removal_sweeps)
-                    .map(|c| (k.clone(), c))
-            })
-            .collect();
-        for (k, change) in flipped {
-            metrics.event(change.label());
-            relink(part, &k, cfg.merge_threshold, metrics);
-        }
-    }
-    true
-}
-
-fn relink(part: &mut Part, key: &SourceKey, threshold: f64, metrics: &Metrics) {
-    let sources = &part.state.sources;
-    let live = |k: &SourceKey| {
-        sources
-            .get(k)
-            .filter(|s| s.alive)
-            .map(|s| (&s.listing, s.first_seen))
-    };
-    let listing = live(key).map(|(l, _)| l);
-    let mut touched = Touched::default();
-    part.state
-        .clusters
-        .update(key, listing, &live, threshold, &mut touched);
-    metrics
-        .merges
-        .fetch_add(touched.merges, std::sync::atomic::Ordering::Relaxed);
-    metrics
-        .splits
-        .fetch_add(touched.splits, std::sync::atomic::Ordering::Relaxed);
-    part.dirty.extend(touched.live);
-    part.ended.extend(touched.ended);
-}
-
-fn view(
-    part: &Part,
-    brokers: &BrokerTable,
-    id: &str,
-    version: Version,
-    threshold: f64,
-) -> Option<CanonicalListing> {
-    let keys = part.state.clusters.members.get(id)?;
-    let members: Vec<(&SourceKey, &SourceState)> = keys
-        .iter()
-        .filter_map(|k| part.state.sources.get(k).map(|s| (k, s)))
-        .collect();
-    if members.is_empty() {
-        return None;
-    }
-    let verdicts: Vec<Verification> = members
-        .iter()
-        .filter(|m| m.1.listing.broker.is_some())
-        .map(|m| brokers.verify(m.1.listing.broker.as_ref()))
-        .collect();
-    let verdict = verdicts
-        .iter()
-        .find(|v| v.verified())
-        .or(verdicts.first())
-        .cloned()
-        .unwrap_or_else(|| brokers.verify(None));
-    let links = part
-        .state
-        .clusters
-        .links(id)
-        .into_iter()
-        .map(|(a, b, e)| Link {
-            a: a.to_string(),
-            b: b.to_string(),
-            evidence: e.clone(),
-        })
-        .collect();
-    Some(publish::build(
-        id, &members, links, threshold, verdict, version,
-    ))
-}
-
-/// Publishes the dirty canonical listings whose content changed, and tombstones for ended ones.
-fn flush(
-    part: &mut Part,
-    brokers: &BrokerTable,
-    version: Version,
-    threshold: f64,
-    out: &mut Vec<Output>,
-    metrics: &Metrics,
-) {
-    if part.catching_up {
-        return;
-    }
-    for id in std::mem::take(&mut part.ended) {
-        if part.state.clusters.members.contains_key(&id) {
-            part.dirty.insert(id);
-        } else if part.state.published.remove(&id).is_some() {
-            metrics.published("tombstone");
-            out.push(Output::Listing {
-                key: id,
-                value: None,
-            });
-        }
-    }
-    for id in std::mem::take(&mut part.dirty) {
-        let Some(listing) = view(part, brokers, &id, version, threshold) else {
-            if part.state.published.remove(&id).is_some() {
-                metrics.published("tombstone");
-                out.push(Output::Listing {
-                    key: id,
-                    value: None,
-                });
-            }
-            continue;
-        };
-        let hash = listing.content_hash();
-        if part.state.published.get(&id) == Some(&hash) {
-            metrics.published("suppressed");
-            continue;
-        }
-        part.state.published.insert(id.clone(), hash);
-        metrics.published("upsert");
-        out.push(Output::Listing {
-            key: id,
-            value: serde_json::to_vec(&listing).ok(),
-        });
-    }
-}
-
-/// Digest of the listing's postcard bytes (see [`mix`]).
-fn digest_of(l: &super::model::SourceListing) -> u64 {
-    mix(
-        0xcbf2_9ce4_8422_2325,
-        &postcard::to_allocvec(l).unwrap_or_default(),
-    )
-}
-
 /// (reason, detail) of an input that cannot be read.
 struct Undecodable(&'static str, String);
 
@@ -820,36 +398,46 @@ fn decode<T: serde::de::DeserializeOwned>(value: Option<&[u8]>) -> Result<T, Und
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dlq(
-    out: &mut Vec<Output>,
-    metrics: &Metrics,
-    at: Position<'_>,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    stage: &str,
-    reason: &str,
-    error: String,
-) {
-    metrics.dlq(reason);
-    let raw = value;
-    let value = value.map_or(serde_json::Value::Null, |v| {
-        serde_json::from_slice(v)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(v).into_owned()))
-    });
-    out.push(Output::Dlq(Box::new(DlqEvent {
-        schema: DLQ_SCHEMA.into(),
-        stage: stage.into(),
-        reason: reason.into(),
-        error,
-        topic: Some(at.topic.to_string()),
-        partition: Some(at.partition),
-        offset: Some(at.offset),
-        key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
-        value,
-        value_base64: raw
-            .filter(|v| std::str::from_utf8(v).is_err())
-            .map(|v| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, v)),
-        rejected_at: crate::topics::envelope::now(),
-    })));
+/// A record as read, for the DLQ.
+#[derive(Clone, Copy)]
+struct Input<'a> {
+    at: Position<'a>,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+}
+
+impl Input<'_> {
+    /// Sends the record to the DLQ with its provenance, and counts it.
+    fn reject(
+        &self,
+        out: &mut Vec<Output>,
+        metrics: &Metrics,
+        stage: &str,
+        reason: &str,
+        error: String,
+    ) {
+        let Input { at, key, value } = *self;
+        metrics.dlq(reason);
+        let raw = value;
+        let value = value.map_or(serde_json::Value::Null, |v| {
+            serde_json::from_slice(v).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(v).into_owned())
+            })
+        });
+        out.push(Output::Dlq(Box::new(DlqEvent {
+            schema: DLQ_SCHEMA.into(),
+            stage: stage.into(),
+            reason: reason.into(),
+            error,
+            topic: Some(at.topic.to_string()),
+            partition: Some(at.partition),
+            offset: Some(at.offset),
+            key: key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            value,
+            value_base64: raw
+                .filter(|v| std::str::from_utf8(v).is_err())
+                .map(|v| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, v)),
+            rejected_at: crate::topics::envelope::now(),
+        })));
+    }
 }

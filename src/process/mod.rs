@@ -10,8 +10,9 @@
 //! 4. [`verify`] — the broker against the registry;
 //! 5. [`publish`] — the canonical listing, only when its content changed.
 //!
-//! [`engine`] runs the stages on in-memory state (no I/O; the benchmark and the unit tests drive it
-//! directly); [`runtime`] runs the engine on Kafka with [`checkpoint`]s in the object store and
+//! [`engine`] runs the stages on in-memory state, one [`partition`] at a time (with [`fingerprint`]'s
+//! digests) (no I/O; the benchmark and the unit tests drive it
+//! directly); [`runtime`] runs the engine on Kafka (with [`readers`] for whole topics) with [`checkpoint`]s in the object store and
 //! [`metrics`]; [`state`] and [`eval`] read the checkpoints back after the processor stops.
 //!
 //! Invariants (DESIGN.md): a source listing's state is a function of the *set* of inputs seen, so
@@ -22,10 +23,13 @@ pub mod checkpoint;
 pub mod detect;
 pub mod engine;
 pub mod eval;
+pub mod fingerprint;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
+pub mod partition;
 pub mod publish;
+pub mod readers;
 pub mod resolve;
 pub mod runtime;
 pub mod state;

@@ -230,6 +230,43 @@ pub struct SourceListing {
 }
 
 impl SourceListing {
+    /// A listing that knows only its key, payload format and price; every other field is unknown or
+    /// empty until the parser fills it in.
+    pub fn new(key: SourceKey, format: &str, deposit: u32, rent: u32) -> SourceListing {
+        SourceListing {
+            key,
+            format: format.into(),
+            lease: if rent == 0 {
+                Lease::Jeonse
+            } else {
+                Lease::Monthly
+            },
+            deposit,
+            rent,
+            fee: None,
+            area_m2: None,
+            floor: Floor::Unknown,
+            building_floors: None,
+            layout: Layout::Unknown,
+            building: Building::Unknown,
+            direction: None,
+            region_code: String::new(),
+            gu: None,
+            dong: None,
+            bjd_code: None,
+            lot: None,
+            location: None,
+            facilities: Vec::new(),
+            subway_stations: Vec::new(),
+            broker: None,
+            title: String::new(),
+            url: String::new(),
+            image_url: None,
+            posted_at: None,
+            updated_at: None,
+        }
+    }
+
     /// 평 from m² (1 평 = 3.3058 m²).
     pub fn area_pyeong(&self) -> Option<f64> {
         self.area_m2.map(|a| a / 3.3058)

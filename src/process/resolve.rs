@@ -369,7 +369,7 @@ fn min_key() -> SourceKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::model::{Building, Floor, Layout, Lease, Location, Precision};
+    use crate::process::model::{Floor, Layout, Location, Precision};
     use crate::topics::envelope::Platform;
 
     fn flat(
@@ -380,39 +380,27 @@ mod tests {
         precision: Precision,
     ) -> SourceListing {
         SourceListing {
-            key: SourceKey {
-                platform,
-                id: id.into(),
-            },
-            format: String::new(),
-            lease: Lease::Monthly,
-            deposit: 1000,
-            rent: 50,
             fee: Some(7.0),
             area_m2: Some(area),
             floor: Floor::Level(2),
-            building_floors: None,
             layout: Layout::OneRoom,
-            building: Building::Unknown,
-            direction: None,
             region_code: "11620".into(),
-            gu: None,
             dong: Some("신림동".into()),
-            bjd_code: None,
-            lot: None,
             location: Some(Location {
                 lat,
                 lng: 126.93,
                 precision,
             }),
-            facilities: Vec::new(),
-            subway_stations: Vec::new(),
-            broker: None,
             title: "신림 원룸".into(),
-            url: String::new(),
-            image_url: None,
-            posted_at: None,
-            updated_at: None,
+            ..SourceListing::new(
+                SourceKey {
+                    platform,
+                    id: id.into(),
+                },
+                "",
+                1000,
+                50,
+            )
         }
     }
 

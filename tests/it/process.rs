@@ -14,17 +14,19 @@ use serde_json::Value;
 use crate::support::{TestEnv, assert_all_valid, real_fixtures, spawn_env};
 
 /// The feed every test here shares: 2,000 flats over 5 days (≈ 12,000 events), a fixed seed.
+const FEED: [&str; 8] = [
+    "crawl",
+    "synthetic",
+    "--listings",
+    "2000",
+    "--days",
+    "5",
+    "--seed",
+    "31",
+];
+
 fn feed(env: &TestEnv, extra: &[&str]) {
-    let mut args = vec![
-        "crawl",
-        "synthetic",
-        "--listings",
-        "2000",
-        "--days",
-        "5",
-        "--seed",
-        "31",
-    ];
+    let mut args = FEED.to_vec();
     args.extend_from_slice(extra);
     let out = env.roomstream(&args);
     assert!(out.status.success(), "synthetic crawl failed");
@@ -219,21 +221,8 @@ async fn killed_restarted_and_two_instances_end_in_the_uninterrupted_state() {
         std::thread::spawn(move || {
             let vars: Vec<(&str, &str)> =
                 vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            crate::support::roomstream_with(
-                &vars,
-                &[
-                    "crawl",
-                    "synthetic",
-                    "--listings",
-                    "2000",
-                    "--days",
-                    "5",
-                    "--seed",
-                    "31",
-                    "--rate",
-                    "1500",
-                ],
-            )
+            let args = [&FEED[..], &["--rate", "1500"]].concat();
+            crate::support::roomstream_with(&vars, &args)
         })
     };
     for wait in [Duration::from_millis(3000), Duration::from_millis(2500)] {
