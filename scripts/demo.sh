@@ -2,7 +2,8 @@
 # The demo: bring up a local broker (and the other loopback services), create the topics, run a crawl —
 # a calibrated synthetic week of Seoul one-room listings, plus the real fixtures where
 # ../shared/fixtures/real exists — then the processor: one deduplicated state, its hash, and how well it
-# merged the same flat across Zigbang and Dabang against the simulator's ground truth.
+# merged the same flat across Zigbang and Dabang against the simulator's ground truth; the scores' fair-rent
+# model and bait warning against it too, and a full rescore that finds nothing to change.
 # Each run uses its own namespace (`demo-<time>`), so it starts clean. Services stay up afterwards;
 # `scripts/services.sh down demo` stops them.
 set -euo pipefail
@@ -27,9 +28,12 @@ fi
 rs topics check
 rs process --exit-when-idle
 rs eval dedup --truth out/demo/truth.jsonl
+rs eval model
+rs eval bait --truth out/demo/truth.jsonl
+rs rescore --full
 rs state hash | head -1
 rs state dump --out out/demo/listings.jsonl
 echo
 echo "Namespace $ROOMSTREAM_KAFKA_NAMESPACE on 127.0.0.1:9092: events on .observed.v1/.sweeps.v1/.brokers.v1,"
-echo "deduplicated listings on .listings.v1 (also in out/demo/listings.jsonl), rejects on .dlq.v1;"
+echo "deduplicated, scored listings on .listings.v1 (also in out/demo/listings.jsonl), rejects on .dlq.v1;"
 echo "checkpoints under /tmp/roomstream-demo/store. Stop the services with: scripts/services.sh down demo"

@@ -73,6 +73,9 @@ pub struct Config {
     pub dabang: DabangConfig,
     #[serde(default)]
     pub process: ProcessConfig,
+    /// Scoring (part of the processor).
+    #[serde(default)]
+    pub score: ScoreConfig,
 }
 
 /// `[kafka]`
@@ -205,6 +208,40 @@ impl Default for ProcessConfig {
             history_len: 16,
             merge_threshold: 0.72,
             metrics_listen: String::new(),
+        }
+    }
+}
+
+/// `[score]`: how the processor scores listings (`queries/score.sql`, the fair-rent model).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreConfig {
+    /// Yearly opportunity cost of the deposit in the monthly cost (0.05 = 5 %/year, the seed's rate).
+    pub deposit_rate: f64,
+    /// How far a group median (relative) or a model coefficient (ln units) may drift before the
+    /// listings using it are rescored; 0 = rescore on every change (exact, costly).
+    pub epsilon: f64,
+    /// Refit a partition's fair-rent model after this many changed listings (≥ 1).
+    pub refit_every: u64,
+    /// Score and publish a micro-batch once this many listings wait (≥ 1)…
+    pub batch_rows: usize,
+    /// …or this long after the first one started waiting.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// A folder to read `score.sql` from instead of the built-in copy of `queries/` (to try a changed
+    /// formula: edit, then `roomstream rescore --full`); empty for the built-in one.
+    pub queries: String,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        ScoreConfig {
+            deposit_rate: 0.05,
+            epsilon: 0.02,
+            refit_every: 500,
+            batch_rows: 4096,
+            linger: Duration::from_millis(200),
+            queries: String::new(),
         }
     }
 }
@@ -499,6 +536,38 @@ impl Config {
                 "process.metrics_listen",
                 &pr.metrics_listen,
                 "expected host:port, e.g. 127.0.0.1:9464",
+            ));
+        }
+        let sc = &self.score;
+        if !(0.0..=1.0).contains(&sc.deposit_rate) || sc.deposit_rate.is_nan() {
+            return Err(invalid(
+                "score.deposit_rate",
+                &sc.deposit_rate.to_string(),
+                "a yearly rate between 0 and 1, e.g. 0.05",
+            ));
+        }
+        if !(0.0..=0.5).contains(&sc.epsilon) || sc.epsilon.is_nan() {
+            return Err(invalid(
+                "score.epsilon",
+                &sc.epsilon.to_string(),
+                "between 0 (exact) and 0.5",
+            ));
+        }
+        if sc.refit_every == 0 {
+            return Err(invalid("score.refit_every", "0", "must be ≥ 1"));
+        }
+        if sc.batch_rows == 0 {
+            return Err(invalid("score.batch_rows", "0", "must be ≥ 1"));
+        }
+        if !sc.queries.is_empty()
+            && !std::path::Path::new(&sc.queries)
+                .join("score.sql")
+                .is_file()
+        {
+            return Err(invalid(
+                "score.queries",
+                &sc.queries,
+                "no score.sql in this folder",
             ));
         }
         Ok(())

@@ -149,14 +149,38 @@ impl KafkaSink {
 }
 
 impl KafkaSink {
+    /// Sends a record to one partition explicitly (control records that every partition must see).
+    pub fn send_to_partition(
+        &mut self,
+        topic: TopicKind,
+        partition: i32,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), ProduceError> {
+        self.enqueue_at(topic, Some(partition), key, Some(value))
+    }
+
     fn enqueue(
         &mut self,
         topic: TopicKind,
         key: &str,
         value: Option<&[u8]>,
     ) -> Result<(), ProduceError> {
+        self.enqueue_at(topic, None, key, value)
+    }
+
+    fn enqueue_at(
+        &mut self,
+        topic: TopicKind,
+        partition: Option<i32>,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), ProduceError> {
         let name = &self.names[topic as usize];
         let mut record = BaseRecord::to(name).key(key);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
         if let Some(v) = value {
             record = record.payload(v);
         }

@@ -16,6 +16,7 @@
 //! (more partitions than defined).
 
 mod process;
+mod score;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,13 @@ enum Command {
     Process(process::ProcessArgs),
     /// Rebuild the state from the earliest offsets under a fresh group; publish only what differs.
     Replay,
+    /// Score every listing again with the current `queries/score.sql` and publish only those whose
+    /// score changed; prints `changed: N of M`.
+    Rescore {
+        /// Over the whole state (the only mode).
+        #[arg(long)]
+        full: bool,
+    },
     /// Read the processor's state from its checkpoints.
     #[command(subcommand)]
     State(process::StateCommand),
@@ -206,6 +214,14 @@ impl Cli {
             Command::Crawl(crawl) => run_crawl(&cfg, crawl).await,
             Command::Process(args) => process::run(&cfg, args, false).await,
             Command::Replay => process::run(&cfg, process::ProcessArgs::replay(), true).await,
+            Command::Rescore { full } => {
+                if !full {
+                    anyhow::bail!(
+                        "say `roomstream rescore --full`: scores are otherwise kept current by `process`"
+                    );
+                }
+                score::rescore(&cfg).await
+            }
             Command::State(c) => process::state(&cfg, c).await,
             Command::Eval(c) => process::eval(&cfg, c).await,
             Command::Dlq(c) => process::dlq(&cfg, c).await,

@@ -18,7 +18,7 @@ use rdkafka::message::Message;
 use crate::config::Config;
 use crate::kafka::{EventSink, KafkaSink, MemorySink, client_config};
 use crate::process::checkpoint::CheckpointStore;
-use crate::process::engine::{Engine, EngineConfig, Output, Part, Position};
+use crate::process::engine::{Engine, EngineConfig, Output, Position};
 use crate::process::metrics::Metrics;
 use crate::process::runtime::{self, RunOptions};
 use crate::process::{eval as dedup, state as pstate};
@@ -57,6 +57,8 @@ pub enum StateCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Export each partition's fair-rent model and group medians in effect, as JSON lines.
+    Model,
 }
 
 /// `roomstream eval …`.
@@ -64,6 +66,18 @@ pub enum StateCommand {
 pub enum EvalCommand {
     /// Precision and recall of the merges against the simulator's truth file, beside the seed's rule.
     Dedup {
+        /// The truth file written by `crawl synthetic --truth`.
+        #[arg(long, value_name = "FILE")]
+        truth: PathBuf,
+    },
+    /// Mean absolute error of the fair-rent model on held-out listings, beside the per-구 median.
+    Model {
+        /// Share of listings held out (by a hash of their id).
+        #[arg(long, default_value_t = 0.2)]
+        holdout: f64,
+    },
+    /// Precision and recall of the bait (허위매물) warning against the simulator's truth file.
+    Bait {
         /// The truth file written by `crawl synthetic --truth`.
         #[arg(long, value_name = "FILE")]
         truth: PathBuf,
@@ -88,6 +102,19 @@ pub enum DlqCommand {
 /// `roomstream bench …`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Scoring: one micro-batch of changed listings incrementally versus the full recompute over the
+    /// whole state, in memory (no broker).
+    Score {
+        /// Listings in the state.
+        #[arg(long, default_value_t = 1_000_000)]
+        listings: u32,
+        /// Changed listings in the micro-batch.
+        #[arg(long, default_value_t = 1000)]
+        changed: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// The processing core on events in memory, then the whole processor from the broker beside a
     /// do-nothing consumer of the same topics.
     Process {
@@ -109,12 +136,30 @@ pub enum BenchCommand {
     },
 }
 
-fn engine_config(cfg: &Config) -> EngineConfig {
+pub(super) fn engine_config(cfg: &Config) -> EngineConfig {
     EngineConfig {
         removal_sweeps: cfg.process.removal_sweeps,
         history_len: cfg.process.history_len,
         merge_threshold: cfg.process.merge_threshold,
+        score: crate::process::score::Params {
+            deposit_rate: cfg.score.deposit_rate,
+            epsilon: cfg.score.epsilon,
+            refit_every: cfg.score.refit_every,
+        },
     }
+}
+
+/// An engine with the configured score query (`[score] queries`, else the built-in one), planned now:
+/// a query that does not plan stops the command here, naming its file.
+pub(super) fn make_engine(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Engine> {
+    use crate::process::score::sql::{Query, SCORE_SQL, load};
+    let (name, sql) = load(&cfg.score.queries, "score.sql", SCORE_SQL)?;
+    let query = Query::plan(&name, &sql)?;
+    Ok(Engine::with_query(
+        engine_config(cfg),
+        metrics,
+        Arc::new(query),
+    ))
 }
 
 /// `process` and `replay`.
@@ -151,11 +196,11 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
         replay,
         progress: args.progress,
     };
-    let (cfg2, engine_cfg, m2) = (cfg.clone(), engine_config(cfg), metrics.clone());
+    let (cfg2, m2) = (cfg.clone(), metrics.clone());
+    let engine = make_engine(cfg, metrics.clone())?;
     let started = Instant::now();
     let summary =
-        tokio::task::spawn_blocking(move || runtime::run(&cfg2, &opts, engine_cfg, m2, stop))
-            .await??;
+        tokio::task::spawn_blocking(move || runtime::run(&cfg2, &opts, engine, m2, stop)).await??;
     let secs = started.elapsed().as_secs_f64();
     let mut w = std::io::stdout().lock();
     // Written, not printed: a reader that stops early (`| head -1`) is not an error.
@@ -186,10 +231,17 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
         metrics.merges.load(std::sync::atomic::Ordering::Relaxed),
         metrics.splits.load(std::sync::atomic::Ordering::Relaxed),
     );
+    let _ = writeln!(
+        w,
+        "scored {} listings ({} because a group median or model coefficient they use moved): {:.3} scored per input",
+        summary.scored,
+        summary.knock_on,
+        summary.scored as f64 / summary.inputs.max(1) as f64,
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-async fn load_states(
+pub(super) async fn load_states(
     cfg: &Config,
 ) -> anyhow::Result<BTreeMap<i32, crate::process::engine::PartitionState>> {
     let store = CheckpointStore::open(&cfg.store, &cfg.kafka.namespace)?;
@@ -224,16 +276,24 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
                 }
             }
         }
-        StateCommand::Dump { out } => {
-            let cfg2 = cfg.clone();
-            let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
-            engine = tokio::task::spawn_blocking(move || {
-                runtime::load_registry(&cfg2, &mut engine).map(|()| engine)
-            })
-            .await??;
-            for (p, s) in states {
-                engine.parts.insert(p, Part::new(s, false));
+        StateCommand::Model => {
+            let mut w = std::io::stdout().lock();
+            for (p, s) in &states {
+                let line = serde_json::json!({
+                    "partition": p,
+                    "listings": s.clusters.members.len(),
+                    "fits": s.refs.fits,
+                    "coefficients": s.refs.coef,
+                    "gu_median_cost": s.refs.gu_cost,
+                    "dong_median_cost_m2": s.refs.dong_cost_m2,
+                });
+                if writeln!(w, "{line}").is_err() {
+                    break;
+                }
             }
+        }
+        StateCommand::Dump { out } => {
+            let mut engine = restored_engine(cfg, states).await?;
             let mut w: Box<dyn Write> = match &out {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)
@@ -244,7 +304,7 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
             let mut n = 0;
             let parts: Vec<i32> = engine.parts.keys().copied().collect();
             for p in parts {
-                for l in engine.canonical(p) {
+                for l in engine.canonical(p)? {
                     serde_json::to_writer(&mut w, &l)?;
                     w.write_all(b"\n")?;
                     n += 1;
@@ -259,9 +319,31 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+/// An engine holding every checkpointed partition (not catching up) and the registry, for commands
+/// that read the state after the processor stopped.
+pub(super) async fn restored_engine(
+    cfg: &Config,
+    states: BTreeMap<i32, crate::process::engine::PartitionState>,
+) -> anyhow::Result<Engine> {
+    let cfg2 = cfg.clone();
+    let mut engine = make_engine(cfg, Arc::new(Metrics::default()))?;
+    engine = tokio::task::spawn_blocking(move || {
+        runtime::load_registry(&cfg2, &mut engine).map(|()| engine)
+    })
+    .await??;
+    for (_, s) in states {
+        engine.own(s, false);
+    }
+    Ok(engine)
+}
+
 /// `eval dedup`.
 pub async fn eval(cfg: &Config, command: EvalCommand) -> anyhow::Result<ExitCode> {
-    let EvalCommand::Dedup { truth } = command;
+    let truth = match command {
+        EvalCommand::Dedup { truth } => truth,
+        EvalCommand::Model { holdout } => return super::score::eval_model(cfg, holdout).await,
+        EvalCommand::Bait { truth } => return super::score::eval_bait(cfg, &truth).await,
+    };
     let states = load_states(cfg).await?;
     let truth = dedup::read_truth(&truth)
         .with_context(|| format!("cannot read truth file {}", truth.display()))?;
@@ -390,13 +472,24 @@ pub async fn dlq(cfg: &Config, command: DlqCommand) -> anyhow::Result<ExitCode> 
 
 /// `bench process`.
 pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCode> {
+    if let BenchCommand::Score {
+        listings,
+        changed,
+        seed,
+    } = command
+    {
+        return super::score::bench(cfg, listings, changed, seed);
+    }
     let BenchCommand::Process {
         listings,
         days,
         seed,
         core_only,
         repeat,
-    } = command;
+    } = command
+    else {
+        unreachable!("bench score returned above")
+    };
     // The feed, in memory.
     let mut mem = MemorySink::default();
     {
@@ -485,13 +578,16 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
         replay: true,
         progress: false,
     };
-    let (cfg_b, engine_cfg) = (bcfg.clone(), engine_config(cfg));
+    let (cfg_b, engine_b) = (
+        bcfg.clone(),
+        make_engine(cfg, Arc::new(Metrics::default()))?,
+    );
     let started = Instant::now();
     let summary = tokio::task::spawn_blocking(move || {
         runtime::run(
             &cfg_b,
             &opts,
-            engine_cfg,
+            engine_b,
             Arc::new(Metrics::default()),
             Arc::new(AtomicBool::new(false)),
         )
@@ -513,11 +609,13 @@ fn core_pass(cfg: &Config, inputs: &[(TopicKind, String, Vec<u8>)]) -> (f64, usi
     let partitions = TopicKind::Observed.def().partitions;
     let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
     for p in 0..partitions {
-        let state = crate::process::engine::PartitionState {
-            partition: p,
-            ..Default::default()
-        };
-        engine.parts.insert(p, Part::new(state, false));
+        engine.own(
+            crate::process::engine::PartitionState {
+                partition: p,
+                ..Default::default()
+            },
+            false,
+        );
     }
     let mut offsets = vec![0i64; partitions as usize * 3];
     let mut out = Vec::new();
@@ -538,14 +636,18 @@ fn core_pass(cfg: &Config, inputs: &[(TopicKind, String, Vec<u8>)]) -> (f64, usi
             TopicKind::Sweeps => engine.sweep(at, Some(key.as_bytes()), Some(value), &mut out),
             _ => engine.broker(at, Some(key.as_bytes()), Some(value), &mut out),
         }
+        if engine.pending() >= 4096 {
+            let _ = engine.flush(&mut out);
+        }
         published += out
             .drain(..)
             .filter(|o| matches!(o, Output::Listing { .. }))
             .count();
     }
     for p in 0..partitions {
-        engine.release_sweeps(p, &mut out);
+        engine.release_sweeps(p);
     }
+    let _ = engine.flush(&mut out);
     published += out
         .drain(..)
         .filter(|o| matches!(o, Output::Listing { .. }))

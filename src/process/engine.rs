@@ -2,10 +2,11 @@
 //!
 //! One [`PartitionState`] per owned partition of `observed.v1`/`sweeps.v1` (both keyed by region, so
 //! partition p of each holds the same regions), and one global [`BrokerTable`]. Each input runs
-//! normalize → detect → resolve → verify and then publishes the canonical listings it touched whose
-//! content changed. While a partition is *catching up* (after a restore, or during a replay) nothing is
-//! published; [`Engine::reconcile`] then publishes the difference between the state and what
-//! `listings.v1` already holds.
+//! normalize → detect → resolve → verify and hands the canonical listings it touched to scoring;
+//! [`Engine::flush`] then scores the micro-batch of listings whose inputs changed in one DataFusion run
+//! and publishes those whose content changed. While a partition is *catching up* (after a restore, or
+//! during a replay) nothing is published; [`Engine::reconcile`] then scores everything and publishes the
+//! difference between the state and what `listings.v1` already holds.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +16,20 @@ use super::metrics::Metrics;
 use super::model::SourceKey;
 use super::normalize;
 pub use super::partition::{Part, PartitionState, PendingSweep};
-use super::partition::{publish_now, release, relink, version, view};
+use super::partition::{release, relink, row_of, track, version, view};
 use super::publish::CanonicalListing;
+use super::score::sql::{InputRow, Query, SCORE_SQL, SqlError};
+use super::score::{self, Params};
 use super::verify::BrokerTable;
-use crate::topics::envelope::{BrokerRecord, DLQ_SCHEMA, DlqEvent, Observation, SweepMarker};
+use crate::topics::envelope::{
+    BrokerRecord, CONTROL_SCHEMA, ControlRecord, DLQ_SCHEMA, DlqEvent, Observation, SweepMarker,
+};
+
+/// Only the schema id of a record, to tell control records from sweep markers.
+#[derive(serde::Deserialize)]
+struct SchemaOnly {
+    schema: String,
+}
 
 /// Tunables of the core.
 #[derive(Debug, Clone)]
@@ -29,6 +40,8 @@ pub struct EngineConfig {
     pub history_len: usize,
     /// Evidence score a link needs.
     pub merge_threshold: f64,
+    /// Scoring.
+    pub score: Params,
 }
 
 impl EngineConfig {
@@ -47,6 +60,7 @@ impl Default for EngineConfig {
             removal_sweeps: 2,
             history_len: 16,
             merge_threshold: 0.72,
+            score: Params::default(),
         }
     }
 }
@@ -88,18 +102,81 @@ pub struct Engine {
     pub brokers_next: i64,
     /// Counters.
     pub metrics: std::sync::Arc<Metrics>,
+    /// `queries/score.sql`, planned once.
+    pub query: std::sync::Arc<Query>,
+    /// Full rescores done (by request or on reconcile) since the last look.
+    pub rescored: Vec<Rescored>,
+    /// What every flush so far did, summed.
+    pub flushed: Flushed,
+}
+
+/// What a full rescore of a partition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rescored {
+    /// The partition.
+    pub partition: i32,
+    /// Listings published because their content (score included) differed from what was published.
+    pub changed: u64,
+    /// Listings scored.
+    pub total: u64,
+}
+
+/// What one flush did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Listings scored.
+    pub scored: u64,
+    /// …of which because a reference they use moved (not their own change).
+    pub knock_on: u64,
+    /// Records published (upserts and tombstones).
+    pub published: u64,
 }
 
 impl Engine {
-    /// A core with no partitions.
+    /// A core with no partitions and the built-in score query.
     pub fn new(cfg: EngineConfig, metrics: std::sync::Arc<Metrics>) -> Engine {
+        let query =
+            Query::plan("queries/score.sql", SCORE_SQL).expect("the built-in score query plans");
+        Engine::with_query(cfg, metrics, std::sync::Arc::new(query))
+    }
+
+    /// A core with no partitions and the given score query.
+    pub fn with_query(
+        cfg: EngineConfig,
+        metrics: std::sync::Arc<Metrics>,
+        query: std::sync::Arc<Query>,
+    ) -> Engine {
         Engine {
             cfg,
             parts: BTreeMap::new(),
             brokers: BrokerTable::default(),
             brokers_next: 0,
             metrics,
+            query,
+            rescored: Vec::new(),
+            flushed: Flushed::default(),
         }
+    }
+
+    /// Takes a partition over from its (restored or empty) state.
+    pub fn own(&mut self, state: PartitionState, catching_up: bool) {
+        let part = Part::new(state, catching_up, &self.cfg.score);
+        self.parts.insert(part.state.partition, part);
+    }
+
+    /// Asks for a full rescore of a partition at the next flush (`roomstream rescore --full`).
+    pub fn request_rescore(&mut self, partition: i32) {
+        if let Some(part) = self.parts.get_mut(&partition) {
+            part.rescore = true;
+        }
+    }
+
+    /// Listings waiting to be scored and published.
+    pub fn pending(&self) -> usize {
+        self.parts
+            .values()
+            .map(|p| p.live.to_score.len() + p.gone.len())
+            .sum()
     }
 
     /// Applies one record of `observed.v1`.
@@ -146,17 +223,8 @@ impl Engine {
                 if changed {
                     relink(part, &skey, cfg.merge_threshold, &self.metrics);
                 }
-                let released = release(part, &cfg, false, &self.metrics);
-                if changed || released {
-                    publish_now(
-                        part,
-                        &self.brokers,
-                        self.brokers_next,
-                        cfg.merge_threshold,
-                        out,
-                        &self.metrics,
-                    );
-                }
+                release(part, &cfg, false, &self.metrics);
+                track(part, &cfg.score);
                 return;
             }
         }
@@ -223,14 +291,7 @@ impl Engine {
             .observed_until
             .max(obs.observed_at.unix_timestamp());
         release(part, &cfg, false, &self.metrics);
-        publish_now(
-            part,
-            &self.brokers,
-            self.brokers_next,
-            cfg.merge_threshold,
-            out,
-            &self.metrics,
-        );
+        track(part, &cfg.score);
     }
 
     /// Applies one record of `sweeps.v1`.
@@ -247,6 +308,27 @@ impl Engine {
             return;
         };
         part.state.sweeps_next = part.state.sweeps_next.max(at.offset + 1);
+        if value.is_some_and(|v| {
+            serde_json::from_slice::<SchemaOnly>(v).is_ok_and(|h| h.schema == CONTROL_SCHEMA)
+        }) {
+            return match decode::<ControlRecord>(value) {
+                Ok(c) if c.command == "rescore_full" => {
+                    self.metrics.event("control");
+                    part.rescore = true;
+                }
+                Ok(c) => input.reject(
+                    out,
+                    &self.metrics,
+                    "process.control",
+                    "unknown_command",
+                    format!(
+                        "unknown control command `{}` (known: rescore_full)",
+                        c.command
+                    ),
+                ),
+                Err(e) => input.reject(out, &self.metrics, "process.decode", e.0, e.1),
+            };
+        }
         let marker: SweepMarker = match decode(value) {
             Ok(m) => m,
             Err(e) => {
@@ -262,32 +344,18 @@ impl Engine {
             platform: marker.platform,
         });
         release(part, &cfg, false, &self.metrics);
-        publish_now(
-            part,
-            &self.brokers,
-            self.brokers_next,
-            cfg.merge_threshold,
-            out,
-            &self.metrics,
-        );
+        track(part, &cfg.score);
     }
 
     /// Applies every sweep marker still waiting in a partition (its observations are read to their
-    /// current end, so nothing more of the sweeps can be behind), then publishes.
-    pub fn release_sweeps(&mut self, partition: i32, out: &mut Vec<Output>) {
+    /// current end, so nothing more of the sweeps can be behind); the next flush publishes the result.
+    pub fn release_sweeps(&mut self, partition: i32) {
         let cfg = self.cfg.clone();
         let Some(part) = self.parts.get_mut(&partition) else {
             return;
         };
         if release(part, &cfg, true, &self.metrics) {
-            publish_now(
-                part,
-                &self.brokers,
-                self.brokers_next,
-                cfg.merge_threshold,
-                out,
-                &self.metrics,
-            );
+            track(part, &cfg.score);
         }
     }
 
@@ -322,64 +390,216 @@ impl Engine {
                 .filter_map(|k| part.state.clusters.of.get(k).cloned())
                 .collect();
             part.dirty.extend(ids);
-            publish_now(
-                part,
-                &self.brokers,
-                self.brokers_next,
-                self.cfg.merge_threshold,
-                out,
-                &self.metrics,
-            );
+            track(part, &self.cfg.score);
         }
     }
 
-    /// Ends a partition's catch-up: publishes every canonical listing whose content differs from `held`
-    /// (what `listings.v1` holds for this partition, by canonical id) and a tombstone for every id held
-    /// that no longer exists. Returns how many records it produced.
+    /// Ends a partition's catch-up: scores every listing in full and publishes each whose content
+    /// differs from `held` (what `listings.v1` holds for this partition, by canonical id), and a
+    /// tombstone for every id held that no longer exists. Returns how many records it produced.
     pub fn reconcile(
         &mut self,
         partition: i32,
         held: BTreeMap<String, [u8; 16]>,
         out: &mut Vec<Output>,
-    ) -> usize {
+    ) -> Result<usize, SqlError> {
         let Some(part) = self.parts.get_mut(&partition) else {
-            return 0;
+            return Ok(0);
         };
         part.catching_up = false;
         part.state.published = held;
-        part.dirty = part.state.clusters.members.keys().cloned().collect();
-        part.ended = part
+        let gone: Vec<String> = part
             .state
             .published
             .keys()
             .filter(|id| !part.state.clusters.members.contains_key(*id))
             .cloned()
             .collect();
+        part.gone.extend(gone);
+        part.rescore = true;
         let before = out.len();
-        publish_now(
-            part,
-            &self.brokers,
-            self.brokers_next,
-            self.cfg.merge_threshold,
-            out,
-            &self.metrics,
-        );
-        out.len() - before
+        self.flush(out)?;
+        Ok(out.len() - before)
     }
 
-    /// The canonical listings of a partition, built now (for `state dump` and the hash).
-    pub fn canonical(&self, partition: i32) -> Vec<CanonicalListing> {
-        let Some(part) = self.parts.get(&partition) else {
-            return Vec::new();
+    /// Scores the micro-batch — every listing whose inputs changed since the last flush, in all owned
+    /// partitions, in one run of the planned query — and publishes those whose content changed, and
+    /// tombstones for listings that ended. A partition still catching up publishes nothing (its
+    /// reconcile scores everything).
+    pub fn flush(&mut self, out: &mut Vec<Output>) -> Result<Flushed, SqlError> {
+        let mut done = Flushed::default();
+        let mut batch: Vec<(i32, CanonicalListing)> = Vec::new();
+        let mut inputs: Vec<InputRow> = Vec::new();
+        let mut full: BTreeMap<i32, u64> = BTreeMap::new();
+        for (&p, part) in self.parts.iter_mut() {
+            let knock_on = std::mem::take(&mut part.live.knock_on);
+            if part.catching_up {
+                part.live.to_score.clear();
+                part.gone.clear();
+                continue;
+            }
+            done.knock_on += knock_on;
+            for id in std::mem::take(&mut part.gone) {
+                if !part.state.clusters.members.contains_key(&id)
+                    && part.state.published.remove(&id).is_some()
+                {
+                    self.metrics.published("tombstone");
+                    done.published += 1;
+                    out.push(Output::Listing {
+                        key: id,
+                        value: None,
+                    });
+                }
+            }
+            if std::mem::take(&mut part.rescore) {
+                let all: Vec<String> = part.state.clusters.members.keys().cloned().collect();
+                full.insert(p, all.len() as u64);
+                part.live.to_score.extend(all);
+            }
+            let version = version(part, self.brokers_next);
+            for id in std::mem::take(&mut part.live.to_score) {
+                score_one(
+                    part,
+                    &self.brokers,
+                    &self.cfg,
+                    &id,
+                    version,
+                    &mut batch,
+                    &mut inputs,
+                    p,
+                );
+            }
+        }
+        done.scored = inputs.len() as u64;
+        let scored = self.attach(&mut batch, &inputs)?;
+        let mut changed: BTreeMap<i32, u64> = BTreeMap::new();
+        for (p, listing) in scored {
+            let Some(part) = self.parts.get_mut(&p) else {
+                continue;
+            };
+            let hash = listing.content_hash();
+            if part.state.published.get(&listing.listing_id) == Some(&hash) {
+                self.metrics.published("suppressed");
+                continue;
+            }
+            part.state
+                .published
+                .insert(listing.listing_id.clone(), hash);
+            self.metrics.published("upsert");
+            done.published += 1;
+            *changed.entry(p).or_default() += 1;
+            out.push(Output::Listing {
+                key: listing.listing_id.clone(),
+                value: serde_json::to_vec(&listing).ok(),
+            });
+        }
+        for (p, total) in full {
+            self.rescored.push(Rescored {
+                partition: p,
+                changed: changed.get(&p).copied().unwrap_or(0),
+                total,
+            });
+        }
+        self.metrics.scored(done.scored, done.knock_on);
+        self.flushed.scored += done.scored;
+        self.flushed.knock_on += done.knock_on.min(done.scored);
+        self.flushed.published += done.published;
+        Ok(done)
+    }
+
+    /// Runs the score query over `inputs` and attaches each result to its listing.
+    fn attach(
+        &self,
+        batch: &mut Vec<(i32, CanonicalListing)>,
+        inputs: &[InputRow],
+    ) -> Result<Vec<(i32, CanonicalListing)>, SqlError> {
+        let outputs = self.query.score(inputs)?;
+        let by_id: std::collections::HashMap<&str, &score::sql::OutputRow> =
+            outputs.iter().map(|o| (o.listing_id.as_str(), o)).collect();
+        let mut done = Vec::with_capacity(batch.len());
+        for ((p, mut listing), input) in std::mem::take(batch).into_iter().zip(inputs) {
+            let (Some(o), Some(part)) =
+                (by_id.get(listing.listing_id.as_str()), self.parts.get(&p))
+            else {
+                continue;
+            };
+            listing.score = Some(score::assemble(
+                &listing,
+                input,
+                o,
+                &part.state.refs,
+                &self.cfg.score,
+            ));
+            done.push((p, listing));
+        }
+        Ok(done)
+    }
+
+    /// The canonical listings of a partition, built and scored in full now (for `state dump`, the
+    /// evaluations and the equality checks), in id order.
+    pub fn canonical(&mut self, partition: i32) -> Result<Vec<CanonicalListing>, SqlError> {
+        let Some(part) = self.parts.get_mut(&partition) else {
+            return Ok(Vec::new());
         };
         let version = version(part, self.brokers_next);
-        part.state
-            .clusters
-            .members
-            .keys()
-            .filter_map(|id| view(part, &self.brokers, id, version, self.cfg.merge_threshold))
-            .collect()
+        let ids: Vec<String> = part.state.clusters.members.keys().cloned().collect();
+        let (mut batch, mut inputs) = (Vec::new(), Vec::new());
+        for id in ids {
+            score_one(
+                part,
+                &self.brokers,
+                &self.cfg,
+                &id,
+                version,
+                &mut batch,
+                &mut inputs,
+                partition,
+            );
+        }
+        Ok(self
+            .attach(&mut batch, &inputs)?
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect())
     }
+}
+
+/// Builds a live listing's view and `score_input` row into the batch.
+#[allow(clippy::too_many_arguments)]
+fn score_one(
+    part: &mut Part,
+    brokers: &BrokerTable,
+    cfg: &EngineConfig,
+    id: &str,
+    version: super::publish::Version,
+    batch: &mut Vec<(i32, CanonicalListing)>,
+    inputs: &mut Vec<InputRow>,
+    p: i32,
+) {
+    let Some(listing) = view(part, brokers, id, version, cfg.merge_threshold) else {
+        return;
+    };
+    if !part.live.rows.contains_key(id)
+        && let Some(row) = row_of(part, id, &cfg.score)
+    {
+        part.live.rebuild_row(id.to_string(), row);
+    }
+    let Some(row) = part.live.rows.get(id) else {
+        return;
+    };
+    let members = row.members.clone();
+    let row = row.clone();
+    let photos = part.live.photo_reuse(id, &members);
+    let (input, next) = score::input_row(
+        &listing,
+        &row,
+        &part.state.refs,
+        part.state.observed_until,
+        photos,
+    );
+    part.live.schedule(id, next);
+    batch.push((p, listing));
+    inputs.push(input);
 }
 
 /// (reason, detail) of an input that cannot be read.

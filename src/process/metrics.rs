@@ -3,6 +3,8 @@
 //! `roomstream_process_events_total{outcome}` (new, changed, unchanged, removed, relisted, sweep),
 //! `roomstream_process_changed_fields_total{field}`, `roomstream_process_published_total{kind}`
 //! (upsert, tombstone, suppressed), `roomstream_process_dlq_total{reason}`, merges, splits,
+//! `roomstream_process_scored_total{cause}` (own: the listing changed; knock_on: a reference it uses
+//! moved),
 //! `roomstream_process_consumer_lag{topic,partition}` and `roomstream_process_checkpoint_age_seconds`.
 
 use std::collections::BTreeMap;
@@ -51,6 +53,14 @@ impl Metrics {
     /// Counts a changed field.
     pub fn changed_field(&self, field: &str) {
         self.add("changed_fields", field);
+    }
+
+    /// Counts listings scored in a flush: `n` in all, `knock_on` of them because a reference moved.
+    pub fn scored(&self, n: u64, knock_on: u64) {
+        if let Ok(mut m) = self.labelled.lock() {
+            *m.entry(("scored", "own".into())).or_default() += n.saturating_sub(knock_on);
+            *m.entry(("scored", "knock_on".into())).or_default() += knock_on.min(n);
+        }
     }
 
     /// Counts a publish decision.
@@ -125,6 +135,7 @@ impl Metrics {
                 "Changed source listings by field.",
             ),
             ("published", "kind", "Canonical listing publish decisions."),
+            ("scored", "cause", "Listings scored, by why."),
             ("dlq", "reason", "Events sent to the DLQ."),
         ];
         let labelled = self.labelled.lock().map(|m| m.clone()).unwrap_or_default();

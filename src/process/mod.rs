@@ -8,7 +8,9 @@
 //! 2. [`detect`] — new / changed / unchanged / removed (K missed sweeps) / relisted, price history;
 //! 3. [`resolve`] — the same flat on two sites (or twice on one) → one canonical listing, with evidence;
 //! 4. [`verify`] — the broker against the registry;
-//! 5. [`publish`] — the canonical listing, only when its content changed.
+//! 5. [`score`] — components, total, bait risk and explanation, by `queries/score.sql` in DataFusion,
+//!    per micro-batch for the listings whose inputs changed;
+//! 6. [`publish`] — the canonical listing, only when its content (score included) changed.
 //!
 //! [`engine`] runs the stages on in-memory state, one [`partition`] at a time (with [`fingerprint`]'s
 //! digests) (no I/O; the benchmark and the unit tests drive it
@@ -32,5 +34,6 @@ pub mod publish;
 pub mod readers;
 pub mod resolve;
 pub mod runtime;
+pub mod score;
 pub mod state;
 pub mod verify;

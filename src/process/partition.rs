@@ -1,18 +1,22 @@
-//! One partition of the processor: its state (what a checkpoint holds) and the steps that change it
-//! and publish from it — release waiting sweeps, re-link a source listing, build and flush canonical
-//! listings. [`super::engine`] routes each input to its partition and calls these.
+//! One partition of the processor: its state (what a checkpoint holds) and the steps that change it —
+//! release waiting sweeps, re-link a source listing, track what scoring must see, build canonical
+//! listings. [`super::engine`] routes each input to its partition, calls these, and flushes the scored
+//! micro-batch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::detect::{self, Change, SourceState, SweepLog};
-use super::engine::{EngineConfig, Output};
+use super::engine::EngineConfig;
 use super::fingerprint::FixedHasher;
 use super::metrics::Metrics;
 use super::model::SourceKey;
 use super::publish::{self, CanonicalListing, Link, Version};
 use super::resolve::{Clusters, Touched};
+use super::score::features::Row;
+use super::score::live::Live;
+use super::score::{Params, Refs};
 use super::verify::{BrokerTable, Verification};
 
 /// Everything kept for one partition; this is what a checkpoint holds.
@@ -39,6 +43,8 @@ pub struct PartitionState {
     /// its end, so that reading the small sweeps topic ahead of the observations (as a consumer that
     /// is behind does) never removes a listing whose sighting is simply not read yet.
     pub pending_sweeps: Vec<PendingSweep>,
+    /// The scoring references in effect (group medians, model coefficients).
+    pub refs: Refs,
 }
 
 /// A sweep marker waiting to be applied.
@@ -67,17 +73,25 @@ pub struct Part {
     pub state: PartitionState,
     /// While true, nothing is published (restore or replay in progress).
     pub catching_up: bool,
-    /// Canonical ids touched since the last publish.
+    /// Canonical ids touched by the input being applied.
     pub(super) dirty: BTreeSet<String>,
-    /// Canonical ids that ended since the last publish.
+    /// Canonical ids that ended with the input being applied.
     pub(super) ended: BTreeSet<String>,
+    /// Source listings re-linked by the input being applied.
+    pub(super) touched_sources: BTreeSet<SourceKey>,
+    /// Canonical ids gone since the last flush (tombstones to publish).
+    pub(super) gone: BTreeSet<String>,
+    /// A full rescore was requested (`roomstream rescore --full`): the next flush scores everything.
+    pub(super) rescore: bool,
     /// Registration number → source listings naming it (derived, for re-verification).
     pub(super) by_broker: BTreeMap<String, BTreeSet<SourceKey>>,
+    /// Scoring's derived state.
+    pub live: Live,
 }
 
 impl Part {
-    /// A part from a restored (or empty) state.
-    pub fn new(state: PartitionState, catching_up: bool) -> Part {
+    /// A part from a restored (or empty) state; rebuilds what scoring derives from it.
+    pub fn new(state: PartitionState, catching_up: bool, params: &Params) -> Part {
         let mut by_broker: BTreeMap<String, BTreeSet<SourceKey>> = BTreeMap::new();
         for (k, s) in &state.sources {
             if let Some(b) = &s.listing.broker {
@@ -87,13 +101,96 @@ impl Part {
                     .insert(k.clone());
             }
         }
-        Part {
+        let mut part = Part {
             state,
             catching_up,
             by_broker,
             ..Part::default()
+        };
+        for (k, s) in &part.state.sources {
+            part.live.rebuild_photo(k, s.listing.image_url.as_deref());
+        }
+        let rows: Vec<(String, Row)> = part
+            .state
+            .clusters
+            .members
+            .keys()
+            .filter_map(|id| row_of(&part, id, params).map(|r| (id.clone(), r)))
+            .collect();
+        part.live.rebuild(rows);
+        part
+    }
+}
+
+/// When a listing was posted or last changed: the latest over its members of (posted, else first
+/// seen) and their last price change.
+fn fresh_since(part: &Part, id: &str) -> i64 {
+    part.state
+        .clusters
+        .members
+        .get(id)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| part.state.sources.get(k))
+        .map(|s| {
+            let posted = s.listing.posted_at.unwrap_or(s.first_seen);
+            let changed = s
+                .history
+                .iter()
+                .skip(1)
+                .map(|r| r.from)
+                .max()
+                .unwrap_or(posted);
+            posted.max(changed)
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+/// The scoring row of a live canonical listing.
+pub(super) fn row_of(part: &Part, id: &str, params: &Params) -> Option<Row> {
+    let l = view(part, &BrokerTable::default(), id, Version::default(), 0.0)?;
+    Some(Row::of(&l, fresh_since(part, id), params.deposit_rate))
+}
+
+/// Hands what the input just applied changed to scoring: photos of re-linked source listings, rows of
+/// touched canonical listings (moving the references they affect), ended ones, and age bands that
+/// moved. Runs after every input, so the references move at input positions.
+pub(super) fn track(part: &mut Part, params: &Params) {
+    for key in std::mem::take(&mut part.touched_sources) {
+        let image = part
+            .state
+            .sources
+            .get(&key)
+            .and_then(|s| s.listing.image_url.clone());
+        let clusters = &part.state.clusters;
+        let sources = &part.state.sources;
+        let listing_of = |k: &SourceKey| {
+            sources
+                .get(k)
+                .filter(|s| s.alive)
+                .and_then(|_| clusters.of.get(k).cloned())
+        };
+        part.live.photo(&key, image.as_deref(), &listing_of);
+    }
+    for id in std::mem::take(&mut part.ended) {
+        if part.state.clusters.members.contains_key(&id) {
+            part.dirty.insert(id);
+        } else {
+            part.live.remove(&id, &mut part.state.refs, params);
+            part.gone.insert(id);
         }
     }
+    for id in std::mem::take(&mut part.dirty) {
+        match row_of(part, &id, params) {
+            Some(row) => part.live.upsert(&id, row, &mut part.state.refs, params),
+            None => {
+                part.live.remove(&id, &mut part.state.refs, params);
+                part.gone.insert(id);
+            }
+        }
+    }
+    part.live.advance(part.state.observed_until);
 }
 
 /// The version of what a partition publishes now. `clock` is twice the sum of the consumed offsets, plus
@@ -160,6 +257,7 @@ pub(super) fn release(part: &mut Part, cfg: &EngineConfig, force: bool, metrics:
 }
 
 pub(super) fn relink(part: &mut Part, key: &SourceKey, threshold: f64, metrics: &Metrics) {
+    part.touched_sources.insert(key.clone());
     let sources = &part.state.sources;
     let live = |k: &SourceKey| {
         sources
@@ -222,65 +320,4 @@ pub(super) fn view(
     Some(publish::build(
         id, &members, links, threshold, verdict, version,
     ))
-}
-
-/// [`flush`] with the version of the partition's current positions.
-pub(super) fn publish_now(
-    part: &mut Part,
-    brokers: &BrokerTable,
-    brokers_next: i64,
-    threshold: f64,
-    out: &mut Vec<Output>,
-    metrics: &Metrics,
-) {
-    let version = version(part, brokers_next);
-    flush(part, brokers, version, threshold, out, metrics);
-}
-
-/// Publishes the dirty canonical listings whose content changed, and tombstones for ended ones.
-pub(super) fn flush(
-    part: &mut Part,
-    brokers: &BrokerTable,
-    version: Version,
-    threshold: f64,
-    out: &mut Vec<Output>,
-    metrics: &Metrics,
-) {
-    if part.catching_up {
-        return;
-    }
-    for id in std::mem::take(&mut part.ended) {
-        if part.state.clusters.members.contains_key(&id) {
-            part.dirty.insert(id);
-        } else if part.state.published.remove(&id).is_some() {
-            metrics.published("tombstone");
-            out.push(Output::Listing {
-                key: id,
-                value: None,
-            });
-        }
-    }
-    for id in std::mem::take(&mut part.dirty) {
-        let Some(listing) = view(part, brokers, &id, version, threshold) else {
-            if part.state.published.remove(&id).is_some() {
-                metrics.published("tombstone");
-                out.push(Output::Listing {
-                    key: id,
-                    value: None,
-                });
-            }
-            continue;
-        };
-        let hash = listing.content_hash();
-        if part.state.published.get(&id) == Some(&hash) {
-            metrics.published("suppressed");
-            continue;
-        }
-        part.state.published.insert(id.clone(), hash);
-        metrics.published("upsert");
-        out.push(Output::Listing {
-            key: id,
-            value: serde_json::to_vec(&listing).ok(),
-        });
-    }
 }

@@ -159,6 +159,9 @@ pub struct CanonicalListing {
     pub price_history: Vec<PricePoint>,
     /// The merge explanation.
     pub merge: Merge,
+    /// The score: components, total, bait risk and explanation (absent only before the first scoring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<crate::process::score::Score>,
 }
 
 /// RFC 3339 in KST of Unix seconds.
@@ -271,6 +274,7 @@ pub fn build(
             .collect(),
         price_history: history.iter().map(price_point).collect(),
         merge: Merge { threshold, links },
+        score: None,
     }
 }
 

@@ -9,7 +9,9 @@
 //!    map plus what was published after it, which a crashed owner may have left), and publish only the
 //!    difference — so a restart or a replay touches only the rows whose content changed, and every
 //!    record it publishes carries a larger input clock than anything published for p before;
-//! 3. **run**: each input is applied and the canonical listings whose content changed are published;
+//! 3. **run**: each input is applied; the listings it touched wait in a micro-batch that is scored in
+//!    one DataFusion run (`score.batch_rows` listings or `score.linger` after the first, or when the
+//!    input runs dry) and the canonical listings whose content changed are published;
 //!    every `checkpoint_interval` (or `checkpoint_events` inputs) the producer is flushed and
 //!    acknowledged, then p's state is written with its positions;
 //! 4. **revoke**: flush, checkpoint, let go.
@@ -29,7 +31,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use super::checkpoint::{Checkpoint, CheckpointStore};
-use super::engine::{Engine, EngineConfig, Output, Part, PartitionState};
+use super::engine::{Engine, Output, PartitionState};
 use super::metrics::Metrics;
 pub use super::readers::load_registry;
 use super::readers::{held_listings, position, read_registry, registry_consumer};
@@ -64,6 +66,12 @@ pub struct RunSummary {
     pub checkpoint_bytes: u64,
     /// Partitions owned at the end.
     pub partitions: Vec<i32>,
+    /// Listings scored (incrementally and in full).
+    pub scored: u64,
+    /// …of which because a reference they use moved.
+    pub knock_on: u64,
+    /// Partition → (changed, total) of its last full rescore in this run.
+    pub rescored: BTreeMap<i32, (u64, u64)>,
 }
 
 /// Errors that stop the processor.
@@ -78,6 +86,9 @@ pub enum ProcessError {
     /// Checkpoints.
     #[error(transparent)]
     Checkpoint(#[from] super::checkpoint::CheckpointError),
+    /// The score query.
+    #[error(transparent)]
+    Score(#[from] super::score::sql::SqlError),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -207,7 +218,7 @@ impl Shared {
             );
             self.targets.insert(p, (obs_end, sweeps_end));
             self.listings_from.insert(p, listings_from);
-            self.engine.parts.insert(p, Part::new(state, true));
+            self.engine.own(state, true);
         }
         Ok(tpl)
     }
@@ -216,6 +227,7 @@ impl Shared {
     /// catching up has published nothing since its restore, so its checkpoint keeps the `listings.v1`
     /// positions it was restored with: a restore from it reconciles against the same records.
     fn checkpoint(&mut self, partitions: &[i32]) -> Result<(), ProcessError> {
+        self.flush()?;
         let owned: Vec<i32> = partitions
             .iter()
             .copied()
@@ -274,6 +286,18 @@ impl Shared {
             .collect()
     }
 
+    /// Scores and publishes the waiting micro-batch.
+    fn flush(&mut self) -> Result<(), ProcessError> {
+        let mut out = Vec::new();
+        self.engine.flush(&mut out)?;
+        for r in std::mem::take(&mut self.engine.rescored) {
+            self.summary
+                .rescored
+                .insert(r.partition, (r.changed, r.total));
+        }
+        self.emit(out)
+    }
+
     /// Produces the engine's outputs.
     fn emit(&mut self, outputs: Vec<Output>) -> Result<(), ProcessError> {
         for o in outputs {
@@ -307,7 +331,7 @@ impl Shared {
 pub fn run(
     cfg: &Config,
     opts: &RunOptions,
-    engine_cfg: EngineConfig,
+    mut engine: Engine,
     metrics: Arc<Metrics>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<RunSummary, ProcessError> {
@@ -323,7 +347,6 @@ pub fn run(
     if opts.replay {
         handle.block_on(store.clear(TopicKind::Observed.def().partitions))?;
     }
-    let mut engine = Engine::new(engine_cfg, metrics.clone());
     // The registry first, read to its end, so that the first listings are verified against it.
     let brokers = registry_consumer(cfg, &names.brokers)?;
     let probe: BaseConsumer = client_config(&cfg.kafka).create()?;
@@ -382,12 +405,16 @@ pub fn run(
     let mut since_checkpoint = 0u64;
     let mut last_idle_check = Instant::now();
     let started = Instant::now();
+    // Micro-batches: score and publish once this many listings wait, or this long after the first.
+    let (batch_rows, linger) = (cfg.score.batch_rows, cfg.score.linger);
+    let mut waiting_since: Option<Instant> = None;
     loop {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
         // 1. Inputs (the rebalance callback runs inside poll and takes the lock itself).
         let msg = consumer.poll(Duration::from_millis(100));
+        let msg_was_none = msg.is_none();
         {
             let mut s = lock(&shared);
             if let Some(e) = s.error.take() {
@@ -422,8 +449,19 @@ pub fn run(
                 }
             }
             s.emit(out)?;
+            // 3. The micro-batch: full, old enough, or nothing more to read.
+            let pending = s.engine.pending();
+            if pending == 0 {
+                waiting_since = None;
+            } else {
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                if pending >= batch_rows || since.elapsed() >= linger || msg_was_none {
+                    s.flush()?;
+                    waiting_since = None;
+                }
+            }
         }
-        // 3. Partitions that have caught up: reconcile with what listings.v1 holds.
+        // 4. Partitions that have caught up: reconcile with what listings.v1 holds.
         let caught_up: Vec<i32> = {
             let s = lock(&shared);
             s.targets
@@ -454,8 +492,11 @@ pub fn run(
                     .unwrap_or_default();
                 let held = held_listings(cfg, &names.listings, p, from, base)?;
                 let mut out = Vec::new();
-                s.engine.release_sweeps(p, &mut out);
-                let n = s.engine.reconcile(p, held, &mut out);
+                s.engine.release_sweeps(p);
+                let n = s.engine.reconcile(p, held, &mut out)?;
+                for r in std::mem::take(&mut s.engine.rescored) {
+                    s.summary.rescored.insert(r.partition, (r.changed, r.total));
+                }
                 tracing::info!(
                     partition = p,
                     republished = n,
@@ -466,7 +507,7 @@ pub fn run(
                 s.checkpoint(&[p])?;
             }
         }
-        // 4. Checkpoints.
+        // 5. Checkpoints.
         if last_checkpoint.elapsed() >= every || since_checkpoint >= cfg.process.checkpoint_events {
             let mut s = lock(&shared);
             let parts: Vec<i32> = s.engine.parts.keys().copied().collect();
@@ -474,7 +515,7 @@ pub fn run(
             last_checkpoint = Instant::now();
             since_checkpoint = 0;
         }
-        // 5. Lag, progress, and whether there is nothing left to do.
+        // 6. Lag, progress, and whether there is nothing left to do.
         if last_idle_check.elapsed() >= Duration::from_millis(500) {
             last_idle_check = Instant::now();
             let mut at_end = Vec::new();
@@ -516,11 +557,10 @@ pub fn run(
             if !at_end.is_empty() {
                 // Observations read to their end: no sighting can still be behind these sweeps.
                 let mut s = lock(&shared);
-                let mut out = Vec::new();
                 for p in at_end {
-                    s.engine.release_sweeps(p, &mut out);
+                    s.engine.release_sweeps(p);
                 }
-                s.emit(out)?;
+                s.flush()?;
             }
             if let Some(b) = &bar {
                 b.set_length(b.position() + lag_total.max(0) as u64);
@@ -548,6 +588,8 @@ pub fn run(
         s.checkpoint(&parts)?;
         // Keep the checkpoints: leaving the group must not write them again from an emptied engine.
         s.summary.partitions = parts;
+        s.summary.scored = s.engine.flushed.scored;
+        s.summary.knock_on = s.engine.flushed.knock_on;
         s.summary.clone()
     };
     if let Some(b) = bar {

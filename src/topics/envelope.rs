@@ -166,6 +166,24 @@ pub struct SweepMarker {
     pub listings_seen: u64,
 }
 
+/// Schema id of [`ControlRecord`].
+pub const CONTROL_SCHEMA: &str = "roomstream.control/1";
+
+/// A command to the processor, written to every partition of `sweeps.v1` (key `control`) so that it
+/// takes effect at a position of each partition's input — replays apply it at the same place, and
+/// whatever it publishes carries a newer input clock than what was published before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlRecord {
+    /// Always [`CONTROL_SCHEMA`].
+    pub schema: String,
+    /// `rescore_full`: score every listing of the partition again and publish those that changed.
+    pub command: String,
+    /// When it was asked for (RFC 3339; informational).
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+}
+
 /// One person at one licensed broker office, from the VWORLD registry (`brokers.v1`, compacted,
 /// key: [`BrokerRecord::key`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,4 +13,5 @@ mod crawl_synthetic;
 mod crawl_vworld;
 mod crawl_zigbang;
 mod process;
+mod score;
 mod topics;

@@ -567,18 +567,24 @@ fn feed_in_memory(listings: u32, days: u32, seed: u64) -> Vec<(TopicKind, i32, S
 /// Applies inputs to a fresh engine owning every partition; returns the state hash and how many
 /// tombstones were published on the way.
 fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> (String, usize) {
-    use roomstream::process::engine::{Engine, Part, PartitionState, Position};
-    let mut engine = Engine::new(Default::default(), Default::default());
+    use roomstream::process::engine::{Engine, PartitionState, Position};
+    // Exact scoring (ε = 0, a fit at every change): scores are then a function of the set of inputs too.
+    let cfg = roomstream::process::engine::EngineConfig {
+        score: roomstream::process::score::Params {
+            epsilon: 0.0,
+            refit_every: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut engine = Engine::new(cfg, Default::default());
     for p in 0..TopicKind::Observed.def().partitions {
-        engine.parts.insert(
-            p,
-            Part::new(
-                PartitionState {
-                    partition: p,
-                    ..Default::default()
-                },
-                false,
-            ),
+        engine.own(
+            PartitionState {
+                partition: p,
+                ..Default::default()
+            },
+            false,
         );
     }
     let mut out = Vec::new();
@@ -594,6 +600,9 @@ fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> (String, usize) {
             TopicKind::Sweeps => engine.sweep(at, Some(k.as_bytes()), Some(v), &mut out),
             _ => engine.broker(at, Some(k.as_bytes()), Some(v), &mut out),
         }
+        if engine.pending() >= 512 {
+            engine.flush(&mut out).expect("scores");
+        }
         tombstones += out
             .drain(..)
             .filter(|o| {
@@ -605,8 +614,9 @@ fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> (String, usize) {
             .count();
     }
     for p in 0..TopicKind::Observed.def().partitions {
-        engine.release_sweeps(p, &mut out);
+        engine.release_sweeps(p);
     }
+    engine.flush(&mut out).expect("scores");
     let states = engine
         .parts
         .into_iter()

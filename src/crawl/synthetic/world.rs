@@ -324,11 +324,46 @@ fn draw_floor(rng: &mut ChaCha8Rng, officetel: bool) -> (Floor, i32) {
     (floor, building)
 }
 
+/// What a flat's price depends on besides its 구, 동 and area (hedonic effects of the size seen in
+/// Seoul studies of one-room rents: 반지하 about a quarter cheaper, 옥탑 and the ground floor a little,
+/// 오피스텔 dearer, farther from the subway cheaper).
+struct Hedonic {
+    floor: Floor,
+    officetel: bool,
+    room_type: &'static str,
+    subway_m: Option<u32>,
+}
+
+impl Hedonic {
+    fn factor(&self) -> f64 {
+        let floor = match self.floor {
+            Floor::SemiBasement => 0.75,
+            Floor::Rooftop => 0.85,
+            Floor::Level(1) => 0.95,
+            Floor::Level(_) => 1.0,
+        };
+        let building = if self.officetel { 1.15 } else { 1.0 };
+        let layout = match self.room_type {
+            "분리형원룸" => 1.05,
+            "복층형원룸" => 1.1,
+            _ => 1.0,
+        };
+        let subway = self
+            .subway_m
+            .map_or(0.93, |m| (f64::from(m.max(60)) / 550.0).powf(-0.08));
+        floor * building * layout * subway
+    }
+}
+
+/// 전월세 전환율: a landlord trades 만원 of deposit for rent at about this yearly rate.
+const CONVERSION_RATE: f64 = 0.06;
+
 fn draw_price(
     rng: &mut ChaCha8Rng,
     gu: &GuStats,
     dong: &DongStats,
     area: f64,
+    hedonic: &Hedonic,
     bait: bool,
 ) -> (u32, u32) {
     // A 동 is dearer or cheaper than its 구 as the registry's contract medians say (bounded, since a
@@ -339,25 +374,35 @@ fn draw_price(
     };
     let dong_factor = ratio(dong.contract_rent_median, gu.contract_rent_median);
     let deposit_factor = ratio(dong.contract_deposit_median, gu.contract_deposit_median);
-    let area_factor = (area / gu.area_p50.max(1.0)).powf(0.5).clamp(0.6, 1.8);
+    let area_factor = (area / gu.area_p50.max(1.0)).powf(0.5).clamp(0.6, 1.8) * hedonic.factor();
     if bait {
         let rent = (gu.rent_p50 * 0.45 * area_factor).round().max(15.0);
         return (100 * rng.random_range(1..4u32), rent as u32);
     }
     if unit(rng) < gu.jeonse_share {
-        let dep = lognormal(rng, gu.jeonse_deposit_p50 * dong_factor, 0.35).clamp(3000.0, 60000.0);
+        let dep = lognormal(rng, gu.jeonse_deposit_p50 * dong_factor * area_factor, 0.35)
+            .clamp(3000.0, 60000.0);
         return ((dep / 500.0).round() as u32 * 500, 0);
     }
-    let rent = lognormal(
-        rng,
-        gu.rent_p50 * dong_factor * area_factor,
-        sigma_of(gu.rent_p25, gu.rent_p75),
-    );
+    // The real inter-quartile spread of asking rents is mostly the spread of what the flats are (rent
+    // grows about as √area; type, floor, 동): only the rest is noise around this flat's price — at
+    // least 0.15 and (an assumption) at most 0.30 in ln units: a flat's asking rent is rarely a third
+    // off what its features say.
+    let spread = sigma_of(gu.rent_p25, gu.rent_p75);
+    let explained = 0.5 * sigma_of(gu.area_p25.max(1.0), gu.area_p75.max(2.0));
+    let noise = (spread * spread - explained * explained)
+        .max(0.0)
+        .sqrt()
+        .clamp(0.15, 0.30);
+    let rent = lognormal(rng, gu.rent_p50 * dong_factor * area_factor, noise);
+    let typical_deposit = (gu.deposit_p50 * deposit_factor).max(100.0);
     let deposit = lognormal(
         rng,
-        (gu.deposit_p50 * deposit_factor).max(100.0),
+        typical_deposit,
         sigma_of(gu.deposit_p25.max(100.0), gu.deposit_p75.max(200.0)),
     );
+    // A larger deposit buys a lower rent (and a smaller one costs more), at the conversion rate.
+    let rent = rent - (deposit - typical_deposit) * CONVERSION_RATE / 12.0;
     (
         ((deposit / 100.0).round().max(1.0) as u32) * 100,
         rent.round().clamp(15.0, 400.0) as u32,
@@ -417,7 +462,18 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
                 x < dir_acc
             })
             .map_or("S", |(d, _)| *d);
-        let (mut deposit, mut rent) = draw_price(&mut rng, gu, dong, area, kind == FlatKind::Bait);
+        let subway_m = (unit(&mut rng) < 0.85)
+            .then(|| lognormal(&mut rng, 550.0, 0.5).clamp(60.0, 1500.0) as u32);
+        let store_m = (unit(&mut rng) < 0.95)
+            .then(|| lognormal(&mut rng, 120.0, 0.7).clamp(0.0, 900.0) as u32);
+        let hedonic = Hedonic {
+            floor,
+            officetel,
+            room_type,
+            subway_m,
+        };
+        let (mut deposit, mut rent) =
+            draw_price(&mut rng, gu, dong, area, &hedonic, kind == FlatKind::Bait);
         if kind == FlatKind::Junk {
             (deposit, rent) = (1, 5_000_000);
         }
@@ -595,10 +651,8 @@ pub fn build(cal: &Calibration, listings: u32, days: u32, seed: u64) -> World {
             fee,
             broker,
             images,
-            subway_m: (unit(&mut rng) < 0.85)
-                .then(|| lognormal(&mut rng, 550.0, 0.5).clamp(60.0, 1500.0) as u32),
-            store_m: (unit(&mut rng) < 0.95)
-                .then(|| lognormal(&mut rng, 120.0, 0.7).clamp(0.0, 900.0) as u32),
+            subway_m,
+            store_m,
             contract_day,
             episodes,
             dabang_lag,

@@ -1,0 +1,280 @@
+//! score: every canonical listing's components (0–100), weighted total, bait risk and a readable
+//! explanation — kept current as listings change, and equal to a full recompute.
+//!
+//! The score is defined once, in `queries/score.sql`, and run by DataFusion ([`sql`]) on two schedules
+//! over the same columns ([`features`]):
+//! - **incrementally**: each micro-batch scores only the listings whose inputs changed — their own
+//!   fields, or a reference they use: their 구's median monthly cost, their 동's median cost per m², a
+//!   coefficient of the fair-rent model ([`model`]), their photo evidence or their age band;
+//! - **in full**: over every listing of the state (`roomstream rescore --full`, every restore, `state
+//!   dump`), publishing only what changed.
+//!
+//! The references are the part of the state that makes the two agree: a group aggregate ([`groups`],
+//! exact under deletions) or a model coefficient in effect moves only when its live value has drifted
+//! more than `epsilon` from it, and when it moves every listing that uses it is rescored in the same
+//! micro-batch ([`live`]). So at every flush each listing's score is the SQL applied to its own columns
+//! and the references in effect — which is what the full recompute computes. With `epsilon = 0` and
+//! `refit_every = 1` the references always equal the live values and the incremental scores equal a
+//! from-scratch batch (the property test checks both). Because the references move at input positions,
+//! scores are a function of each partition's input sequence: replays, restarts and instance counts
+//! agree (DESIGN invariant 1).
+
+pub mod eval;
+pub mod features;
+pub mod groups;
+pub mod live;
+pub mod model;
+pub mod recommend;
+pub mod sql;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use self::features::{Row, age_band, floor_columns};
+use self::sql::{InputRow, OutputRow};
+use crate::process::publish::CanonicalListing;
+
+/// Tunables of scoring (`[score]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Yearly opportunity cost of the deposit (0.05 = 5 %/year, the seed's).
+    pub deposit_rate: f64,
+    /// How far a reference may drift before it moves: relative for group medians, in ln units for
+    /// model coefficients. 0 = exact.
+    pub epsilon: f64,
+    /// Refit the model after this many changes of its training rows (at most an eighth of the
+    /// partition's listings, so small partitions fit often).
+    pub refit_every: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            deposit_rate: 0.05,
+            epsilon: 0.02,
+            refit_every: 500,
+        }
+    }
+}
+
+/// The references in effect in one partition: part of its checkpointed state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Refs {
+    /// 시군구 → median monthly cost in effect.
+    pub gu_cost: BTreeMap<String, f64>,
+    /// 법정동 → median monthly cost per m² in effect.
+    pub dong_cost_m2: BTreeMap<String, f64>,
+    /// The fair-rent model's coefficients in effect, by feature.
+    pub coef: BTreeMap<String, f64>,
+    /// Training-row changes since the last fit.
+    pub changes_since_fit: u64,
+    /// Fits so far.
+    pub fits: u64,
+}
+
+/// Components, 0–100; `None` = unknown (and said so in the explanation), never 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Components {
+    /// Monthly cost against the 구's median.
+    pub cost: f64,
+    /// Fair-rent model's cost minus the asking cost.
+    pub value: Option<f64>,
+    /// Subway and convenience-store distances.
+    pub facilities: Option<f64>,
+    /// Floor.
+    pub floor: Option<f64>,
+    /// Direction.
+    pub direction: Option<f64>,
+    /// Verified broker.
+    pub broker: Option<f64>,
+    /// Days since posted or changed.
+    pub freshness: f64,
+}
+
+/// 허위매물 의심: a warning with its evidence, never a filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bait {
+    /// 0–100.
+    pub risk: f64,
+    /// Shown as a warning from 50 on.
+    pub warning: bool,
+    /// What the stream saw, in words.
+    pub evidence: Vec<String>,
+}
+
+/// The figures behind the components.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// 만원 a month: deposit × rate / 12 + rent + 관리비.
+    pub monthly_cost: f64,
+    /// The yearly rate used for the deposit.
+    pub deposit_rate: f64,
+    /// The 구's median monthly cost the cost component compares with.
+    pub gu_median_cost: f64,
+    /// The fair-rent model's monthly cost for this listing.
+    pub fair_cost: Option<f64>,
+    /// The 동's median monthly cost per m², and this listing's.
+    pub dong_median_cost_m2: Option<f64>,
+    /// This listing's monthly cost per m².
+    pub cost_m2: Option<f64>,
+    /// Distances used, metres.
+    pub facilities: BTreeMap<String, u32>,
+    /// The age band: days since posted or last changed.
+    pub age: String,
+    /// Components that are unknown, and why.
+    pub unknown: Vec<String>,
+}
+
+/// A listing's score, kept with it in `listings.v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Weighted total of the known components, 0–100.
+    pub total: f64,
+    /// The components.
+    pub components: Components,
+    /// Bait risk.
+    pub bait: Bait,
+    /// Why.
+    pub explanation: Explanation,
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// The `score_input` row of a listing, and when its age band next moves.
+pub fn input_row(
+    l: &CanonicalListing,
+    row: &Row,
+    refs: &Refs,
+    now: i64,
+    photo_reuse: u32,
+) -> (InputRow, Option<i64>) {
+    let (floor_kind, floor_level) = floor_columns(l.floor);
+    let (band, next) = age_band(row.fresh_since, now);
+    let input = InputRow {
+        listing_id: l.listing_id.clone(),
+        gu: row.gu.clone(),
+        dong: row.dong.clone(),
+        monthly_cost: row.monthly_cost,
+        cost_m2: row.cost_m2,
+        fair_cost: model::predict(&refs.coef, &row.x),
+        gu_median_cost: refs
+            .gu_cost
+            .get(&row.gu)
+            .copied()
+            .unwrap_or(row.monthly_cost),
+        floor_kind,
+        floor_level,
+        direction: l.direction.clone(),
+        subway_m: l
+            .facilities
+            .get("subway")
+            .map(|m| (*m).min(i32::MAX as u32) as i32),
+        store_m: l
+            .facilities
+            .get("convenience_store")
+            .map(|m| (*m).min(i32::MAX as u32) as i32),
+        broker_status: l.broker.status.clone(),
+        age_band: band,
+        photo_reuse: photo_reuse as i32,
+    };
+    (input, next)
+}
+
+/// Builds the score of a listing from the query's output row.
+pub fn assemble(
+    l: &CanonicalListing,
+    input: &InputRow,
+    out: &OutputRow,
+    refs: &Refs,
+    params: &Params,
+) -> Score {
+    let mut unknown = Vec::new();
+    if out.value.is_none() {
+        unknown.push("value: the fair-rent model of this partition is not fitted yet".to_string());
+    }
+    if out.facilities.is_none() {
+        unknown
+            .push("facilities: the listing carries no subway or convenience-store distance".into());
+    }
+    if out.floor.is_none() {
+        unknown.push("floor: not stated".into());
+    }
+    if out.direction.is_none() {
+        unknown.push("direction: not stated".into());
+    }
+    if out.broker.is_none() {
+        unknown.push("broker: the listing names no broker".into());
+    }
+    let [price, photos, broker, stale] = out.evidence;
+    let mut evidence = Vec::new();
+    if price {
+        evidence.push(format!(
+            "asking cost is {:.0} % of the fair monthly cost",
+            out.price_ratio * 100.0
+        ));
+    }
+    if photos {
+        evidence.push(format!(
+            "the same photo appears under {}{} other listing id(s)",
+            input.photo_reuse,
+            if input.photo_reuse as u32 >= features::PHOTO_REUSE_CAP {
+                "+"
+            } else {
+                ""
+            }
+        ));
+    }
+    if broker {
+        evidence.push(format!("broker not verified: {}", l.broker.reason));
+    }
+    if stale {
+        evidence.push("listed unchanged for over 30 days".into());
+    }
+    let band = input.age_band as usize;
+    let age = match features::AGE_BANDS_DAYS.get(band) {
+        Some(d) => format!("posted or changed at most {d} day(s) ago"),
+        None => format!(
+            "posted or changed over {} days ago",
+            features::AGE_BANDS_DAYS[features::AGE_BANDS_DAYS.len() - 1]
+        ),
+    };
+    Score {
+        total: out.total,
+        components: Components {
+            cost: out.cost,
+            value: out.value,
+            facilities: out.facilities,
+            floor: out.floor,
+            direction: out.direction,
+            broker: out.broker,
+            freshness: out.freshness,
+        },
+        bait: Bait {
+            risk: out.bait_risk,
+            warning: out.bait_risk >= 50.0,
+            evidence,
+        },
+        explanation: Explanation {
+            monthly_cost: round1(input.monthly_cost),
+            deposit_rate: params.deposit_rate,
+            gu_median_cost: round1(input.gu_median_cost),
+            fair_cost: input.fair_cost.map(round1),
+            dong_median_cost_m2: refs
+                .dong_cost_m2
+                .get(&input.dong)
+                .map(|v| (v * 100.0).round() / 100.0),
+            cost_m2: input.cost_m2.map(|v| (v * 100.0).round() / 100.0),
+            facilities: l
+                .facilities
+                .iter()
+                .filter(|(k, _)| *k == "subway" || *k == "convenience_store")
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            age,
+            unknown,
+        },
+    }
+}
