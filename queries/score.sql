@@ -4,8 +4,10 @@
 -- DataFusion runs this one statement over `score_input` (one row per canonical listing; the columns are
 -- described in src/process/score/features.rs) on two schedules: for each micro-batch of listings whose
 -- inputs changed, and over the whole state (`roomstream rescore --full`, and every restore). Planned once
--- per process; only the rows change. Edit it, run `roomstream rescore --full`, and exactly the listings
--- whose score moved are republished.
+-- per process; only the rows change. It must return one row per input row, in order (no WHERE, no ORDER
+-- BY). To change the formula: stop the processors, point `[score] queries` at a folder with the edited
+-- copy, run `roomstream rescore --full` (exactly the listings whose score moved are republished), then
+-- start the processors with the same setting.
 WITH c AS (
   SELECT
     listing_id,
@@ -30,9 +32,9 @@ WITH c AS (
          WHEN 'W' THEN 50.0 WHEN 'NE' THEN 35.0 WHEN 'NW' THEN 35.0 WHEN 'N' THEN 20.0 ELSE NULL END AS direction,
     -- Broker: licensed and the named person registered (안심 중개사); unknown when no broker is named.
     CASE broker_status WHEN 'verified' THEN 100.0 WHEN 'unverified' THEN 20.0 ELSE NULL END AS broker,
-    -- Freshness: days since posted or last changed, in the bands of features.rs (≤1, ≤3, ≤7, ≤14, ≤30, ≤60, more).
-    CASE age_band WHEN 0 THEN 100.0 WHEN 1 THEN 85.0 WHEN 2 THEN 70.0 WHEN 3 THEN 50.0 WHEN 4 THEN 30.0
-         WHEN 5 THEN 15.0 ELSE 5.0 END AS freshness,
+    -- Freshness: days since posted or last changed, in the bands of features.rs (≤3, ≤7, ≤14, ≤30, ≤60, more).
+    CASE age_band WHEN 0 THEN 100.0 WHEN 1 THEN 80.0 WHEN 2 THEN 60.0 WHEN 3 THEN 35.0 WHEN 4 THEN 15.0
+         ELSE 5.0 END AS freshness,
     -- Bait evidence. The asking cost against the fair one (or the 구 median before the model is fitted).
     monthly_cost / COALESCE(fair_cost, gu_median_cost) AS price_ratio,
     photo_reuse,
@@ -47,7 +49,7 @@ WITH c AS (
     price_ratio < 0.7 AS ev_price,
     photo_reuse >= 1 AS ev_photos,
     broker_status = 'unverified' AS ev_broker,
-    age_band >= 5 AS ev_stale
+    age_band >= 4 AS ev_stale
   FROM c
 )
 SELECT
@@ -65,8 +67,8 @@ SELECT
         / (3.0 + 3.0 * CAST(value IS NOT NULL AS DOUBLE) + 2.0 * CAST(facilities IS NOT NULL AS DOUBLE)
           + CAST(floor IS NOT NULL AS DOUBLE) + CAST(direction IS NOT NULL AS DOUBLE)
           + CAST(broker IS NOT NULL AS DOUBLE) + 1.0), 1) AS total,
-  -- Bait risk: price far below fair (up to 40), photos shared with other ids or addresses (20 each, up
-  -- to 40), a broker not verified (10), listed unchanged for 30+ days (10). A warning from 50 on: a
+  -- Bait risk: price far below fair (up to 40), the same photo under other listing ids, alive or gone
+  -- (20 each, up to 40), a broker not verified (10), listed unchanged for 30+ days (10). A warning from 50 on: a
   -- low price needs a second kind of evidence.
   round(LEAST(100.0,
       40.0 * GREATEST(0.0, LEAST(1.0, (0.8 - price_ratio) / 0.3))

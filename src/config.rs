@@ -218,8 +218,8 @@ impl Default for ProcessConfig {
 pub struct ScoreConfig {
     /// Yearly opportunity cost of the deposit in the monthly cost (0.05 = 5 %/year, the seed's rate).
     pub deposit_rate: f64,
-    /// How far a group median (relative) or a model coefficient (ln units) may drift before the
-    /// listings using it are rescored; 0 = rescore on every change (exact, costly).
+    /// How far (relatively) a 구's median or a listing's fair cost may drift before the listings using
+    /// it are rescored; 0 = rescore on every change (exact, costly).
     pub epsilon: f64,
     /// Refit a partition's fair-rent model after this many changed listings (≥ 1).
     pub refit_every: u64,
@@ -228,8 +228,9 @@ pub struct ScoreConfig {
     /// …or this long after the first one started waiting.
     #[serde(with = "humantime_serde")]
     pub linger: Duration,
-    /// A folder to read `score.sql` from instead of the built-in copy of `queries/` (to try a changed
-    /// formula: edit, then `roomstream rescore --full`); empty for the built-in one.
+    /// A folder to read `score.sql` from instead of the built-in copy of `queries/`; empty for the
+    /// built-in one. To change the formula: stop the processors, set this, run `roomstream rescore
+    /// --full`, start the processors with it.
     pub queries: String,
 }
 
@@ -237,7 +238,7 @@ impl Default for ScoreConfig {
     fn default() -> Self {
         ScoreConfig {
             deposit_rate: 0.05,
-            epsilon: 0.02,
+            epsilon: 0.05,
             refit_every: 500,
             batch_rows: 4096,
             linger: Duration::from_millis(200),

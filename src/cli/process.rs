@@ -154,7 +154,7 @@ pub(super) fn engine_config(cfg: &Config) -> EngineConfig {
 pub(super) fn make_engine(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Engine> {
     use crate::process::score::sql::{Query, SCORE_SQL, load};
     let (name, sql) = load(&cfg.score.queries, "score.sql", SCORE_SQL)?;
-    let query = Query::plan(&name, &sql)?;
+    let query = Query::plan_score(&name, &sql)?;
     Ok(Engine::with_query(
         engine_config(cfg),
         metrics,
@@ -233,7 +233,7 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
     );
     let _ = writeln!(
         w,
-        "scored {} listings ({} because a group median or model coefficient they use moved): {:.3} scored per input",
+        "scored {} listings ({} without a change of their own: a reference they use moved, their photo evidence or age band): {:.3} scored per input",
         summary.scored,
         summary.knock_on,
         summary.scored as f64 / summary.inputs.max(1) as f64,
@@ -285,7 +285,6 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
                     "fits": s.refs.fits,
                     "coefficients": s.refs.coef,
                     "gu_median_cost": s.refs.gu_cost,
-                    "dong_median_cost_m2": s.refs.dong_cost_m2,
                 });
                 if writeln!(w, "{line}").is_err() {
                     break;
@@ -293,7 +292,7 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
             }
         }
         StateCommand::Dump { out } => {
-            let mut engine = restored_engine(cfg, states).await?;
+            let engine = restored_engine(cfg, states).await?;
             let mut w: Box<dyn Write> = match &out {
                 Some(path) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(path)
@@ -548,6 +547,15 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
         "    state: {sources} source listings, {canonical} canonical; {state_bytes} bytes serialized = {:.0} bytes per source listing",
         state_bytes as f64 / sources.max(1) as f64
     );
+    let f = engine.flushed;
+    println!(
+        "    scoring (micro-batches of 4,096): {} listings rescored = {:.3} per input ({} of them without a change of their own); {} records published = {:.3} per input",
+        f.scored,
+        f.scored as f64 / inputs.len().max(1) as f64,
+        f.knock_on,
+        f.published,
+        f.published as f64 / inputs.len().max(1) as f64
+    );
     if core_only {
         return Ok(ExitCode::SUCCESS);
     }
@@ -608,15 +616,7 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
 fn core_pass(cfg: &Config, inputs: &[(TopicKind, String, Vec<u8>)]) -> (f64, usize, Engine) {
     let partitions = TopicKind::Observed.def().partitions;
     let mut engine = Engine::new(engine_config(cfg), Arc::new(Metrics::default()));
-    for p in 0..partitions {
-        engine.own(
-            crate::process::engine::PartitionState {
-                partition: p,
-                ..Default::default()
-            },
-            false,
-        );
-    }
+    engine.own_empty(partitions);
     let mut offsets = vec![0i64; partitions as usize * 3];
     let mut out = Vec::new();
     let mut published = 0usize;

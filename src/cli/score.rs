@@ -83,7 +83,7 @@ async fn listings(
     cfg: &Config,
 ) -> anyhow::Result<BTreeMap<i32, Vec<crate::process::publish::CanonicalListing>>> {
     let states = super::process::load_states(cfg).await?;
-    let mut engine = restored_engine(cfg, states).await?;
+    let engine = restored_engine(cfg, states).await?;
     let parts: Vec<i32> = engine.parts.keys().copied().collect();
     let mut out = BTreeMap::new();
     for p in parts {
@@ -137,7 +137,7 @@ pub async fn eval_bait(cfg: &Config, truth: &Path) -> anyhow::Result<ExitCode> {
     println!(
         "bait warning on {} live listings in the truth file ({} of them bait)",
         rows.first().map_or(0, |r| r.listings),
-        rows.first().map_or(0, |r| r.bait)
+        rows.first().map_or(0, |r| r.counts.truth)
     );
     println!(
         "{:>9} {:>8} {:>8} {:>10} {:>8}",
@@ -147,10 +147,10 @@ pub async fn eval_bait(cfg: &Config, truth: &Path) -> anyhow::Result<ExitCode> {
         println!(
             "{:>9.0} {:>8} {:>8} {:>10.4} {:>8.4}{}",
             r.threshold,
-            r.flagged,
-            r.correct,
-            r.precision(),
-            r.recall(),
+            r.counts.predicted,
+            r.counts.correct,
+            r.counts.precision(),
+            r.counts.recall(),
             if r.threshold == 50.0 {
                 "   ← the warning"
             } else {
@@ -215,9 +215,16 @@ fn bench_listing(
     (id, row, input)
 }
 
+/// The benchmark listing's index in the world, from its id `L{index:08}`.
+fn index_of(id: &str) -> usize {
+    id.strip_prefix('L')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Fills an input's references from the state in effect.
 fn with_refs(mut input: InputRow, row: &Row, refs: &Refs) -> InputRow {
-    input.fair_cost = score::model::predict(&refs.coef, &row.x);
+    input.fair_cost = refs.fair.get(&input.listing_id).copied();
     input.gu_median_cost = refs
         .gu_cost
         .get(&row.gu)
@@ -236,7 +243,7 @@ pub fn bench(cfg: &Config, n: u32, changed: u32, seed: u64) -> anyhow::Result<Ex
     };
     let (name, sql) = load(&cfg.score.queries, "score.sql", SCORE_SQL)?;
     let t = Instant::now();
-    let query = Query::plan(&name, &sql)?;
+    let query = Query::plan_score(&name, &sql)?;
     let plan_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let world: Vec<(String, Row, InputRow)> =
@@ -268,10 +275,9 @@ pub fn bench(cfg: &Config, n: u32, changed: u32, seed: u64) -> anyhow::Result<Ex
         out.len()
     );
     println!(
-        "(a) full recompute: {full:.3} s for {n} listings ({:.2} µs a listing; {} model features, {} fits)",
+        "(a) full recompute: {full:.3} s for {n} listings ({:.2} µs a listing; one model fit over {} features)",
         full * 1e6 / f64::from(n),
         refs.coef.len(),
-        1
     );
 
     // (b) Incremental: `changed` listings change price; their rows move the aggregates and the model's
@@ -300,10 +306,9 @@ pub fn bench(cfg: &Config, n: u32, changed: u32, seed: u64) -> anyhow::Result<Ex
             .iter()
             .filter_map(|id| {
                 let row = live.rows.get(id)?;
-                let base = base_of.get(id.as_str()).map_or_else(
-                    || world[id[1..].parse::<usize>().unwrap_or(0)].2.clone(),
-                    |b| (*b).clone(),
-                );
+                let base = base_of
+                    .get(id.as_str())
+                    .map_or_else(|| world[index_of(id)].2.clone(), |b| (*b).clone());
                 Some(with_refs(base, row, &refs))
             })
             .collect();
@@ -342,7 +347,7 @@ pub fn bench(cfg: &Config, n: u32, changed: u32, seed: u64) -> anyhow::Result<Ex
                     if *m == id {
                         input.clone()
                     } else {
-                        world[m[1..].parse::<usize>().unwrap_or(0)].2.clone()
+                        world[index_of(m)].2.clone()
                     },
                     r,
                     &refs,

@@ -121,12 +121,13 @@ pub struct Rescored {
     pub total: u64,
 }
 
-/// What one flush did.
+/// What a flush did (or, in [`Engine::flushed`], every flush so far).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flushed {
     /// Listings scored.
     pub scored: u64,
-    /// …of which because a reference they use moved (not their own change).
+    /// …of which marked without a change of their own: a reference they use moved, their photo
+    /// evidence or their age band.
     pub knock_on: u64,
     /// Records published (upserts and tombstones).
     pub published: u64,
@@ -135,8 +136,8 @@ pub struct Flushed {
 impl Engine {
     /// A core with no partitions and the built-in score query.
     pub fn new(cfg: EngineConfig, metrics: std::sync::Arc<Metrics>) -> Engine {
-        let query =
-            Query::plan("queries/score.sql", SCORE_SQL).expect("the built-in score query plans");
+        let query = Query::plan_score("queries/score.sql", SCORE_SQL)
+            .expect("the built-in score query plans");
         Engine::with_query(cfg, metrics, std::sync::Arc::new(query))
     }
 
@@ -164,10 +165,16 @@ impl Engine {
         self.parts.insert(part.state.partition, part);
     }
 
-    /// Asks for a full rescore of a partition at the next flush (`roomstream rescore --full`).
-    pub fn request_rescore(&mut self, partition: i32) {
-        if let Some(part) = self.parts.get_mut(&partition) {
-            part.rescore = true;
+    /// Takes partitions `0..n` over from empty states, live (in-memory runs: the benchmark, tests).
+    pub fn own_empty(&mut self, n: i32) {
+        for p in 0..n {
+            self.own(
+                PartitionState {
+                    partition: p,
+                    ..PartitionState::default()
+                },
+                false,
+            );
         }
     }
 
@@ -458,20 +465,27 @@ impl Engine {
             }
             let version = version(part, self.brokers_next);
             for id in std::mem::take(&mut part.live.to_score) {
-                score_one(
-                    part,
-                    &self.brokers,
-                    &self.cfg,
-                    &id,
-                    version,
-                    &mut batch,
-                    &mut inputs,
-                    p,
-                );
+                if !part.live.rows.contains_key(&id)
+                    && let Some(row) = row_of(part, &id, &self.cfg.score)
+                {
+                    // Every live listing has a row from `track`; should one be missing, add it the
+                    // way an input would (moving the references it affects) rather than lose it.
+                    tracing::warn!(listing = %id, "scored without a tracked row; adding it");
+                    part.live
+                        .upsert(&id, row, &mut part.state.refs, &self.cfg.score);
+                }
+                if let Some((listing, input, next, photos)) =
+                    score_input(part, &self.brokers, &self.cfg, &id, version)
+                {
+                    part.live.schedule(&id, next);
+                    part.live.remember_photos(&id, photos);
+                    batch.push((p, listing));
+                    inputs.push(input);
+                }
             }
         }
         done.scored = inputs.len() as u64;
-        let scored = self.attach(&mut batch, &inputs)?;
+        let scored = self.attach(batch, &inputs)?;
         let mut changed: BTreeMap<i32, u64> = BTreeMap::new();
         for (p, listing) in scored {
             let Some(part) = self.parts.get_mut(&p) else {
@@ -507,99 +521,65 @@ impl Engine {
         Ok(done)
     }
 
-    /// Runs the score query over `inputs` and attaches each result to its listing.
+    /// Runs the score query over `inputs` and attaches each result to its listing (the query returns
+    /// one row per input row, in order; [`Query::score`] checks it).
     fn attach(
         &self,
-        batch: &mut Vec<(i32, CanonicalListing)>,
+        batch: Vec<(i32, CanonicalListing)>,
         inputs: &[InputRow],
     ) -> Result<Vec<(i32, CanonicalListing)>, SqlError> {
         let outputs = self.query.score(inputs)?;
-        let by_id: std::collections::HashMap<&str, &score::sql::OutputRow> =
-            outputs.iter().map(|o| (o.listing_id.as_str(), o)).collect();
         let mut done = Vec::with_capacity(batch.len());
-        for ((p, mut listing), input) in std::mem::take(batch).into_iter().zip(inputs) {
-            let (Some(o), Some(part)) =
-                (by_id.get(listing.listing_id.as_str()), self.parts.get(&p))
-            else {
-                continue;
-            };
-            listing.score = Some(score::assemble(
-                &listing,
-                input,
-                o,
-                &part.state.refs,
-                &self.cfg.score,
-            ));
+        for (((p, mut listing), input), o) in batch.into_iter().zip(inputs).zip(&outputs) {
+            listing.score = Some(score::assemble(&listing, input, o, &self.cfg.score));
             done.push((p, listing));
         }
         Ok(done)
     }
 
-    /// The canonical listings of a partition, built and scored in full now (for `state dump`, the
-    /// evaluations and the equality checks), in id order.
-    pub fn canonical(&mut self, partition: i32) -> Result<Vec<CanonicalListing>, SqlError> {
-        let Some(part) = self.parts.get_mut(&partition) else {
+    /// The canonical listings of a partition, built and scored in full now, in id order — for `state
+    /// dump`, the evaluations and the equality checks. Reads the state only.
+    pub fn canonical(&self, partition: i32) -> Result<Vec<CanonicalListing>, SqlError> {
+        let Some(part) = self.parts.get(&partition) else {
             return Ok(Vec::new());
         };
         let version = version(part, self.brokers_next);
-        let ids: Vec<String> = part.state.clusters.members.keys().cloned().collect();
         let (mut batch, mut inputs) = (Vec::new(), Vec::new());
-        for id in ids {
-            score_one(
-                part,
-                &self.brokers,
-                &self.cfg,
-                &id,
-                version,
-                &mut batch,
-                &mut inputs,
-                partition,
-            );
+        for id in part.state.clusters.members.keys() {
+            if let Some((listing, input, _, _)) =
+                score_input(part, &self.brokers, &self.cfg, id, version)
+            {
+                batch.push((partition, listing));
+                inputs.push(input);
+            }
         }
         Ok(self
-            .attach(&mut batch, &inputs)?
+            .attach(batch, &inputs)?
             .into_iter()
             .map(|(_, l)| l)
             .collect())
     }
 }
 
-/// Builds a live listing's view and `score_input` row into the batch.
-#[allow(clippy::too_many_arguments)]
-fn score_one(
-    part: &mut Part,
+/// A live listing's view and `score_input` row, when its age band next moves, and its photo reuse.
+fn score_input(
+    part: &Part,
     brokers: &BrokerTable,
     cfg: &EngineConfig,
     id: &str,
     version: super::publish::Version,
-    batch: &mut Vec<(i32, CanonicalListing)>,
-    inputs: &mut Vec<InputRow>,
-    p: i32,
-) {
-    let Some(listing) = view(part, brokers, id, version, cfg.merge_threshold) else {
-        return;
-    };
-    if !part.live.rows.contains_key(id)
-        && let Some(row) = row_of(part, id, &cfg.score)
-    {
-        part.live.rebuild_row(id.to_string(), row);
-    }
-    let Some(row) = part.live.rows.get(id) else {
-        return;
-    };
-    let members = row.members.clone();
-    let row = row.clone();
-    let photos = part.live.photo_reuse(id, &members);
+) -> Option<(CanonicalListing, InputRow, Option<i64>, u32)> {
+    let listing = view(part, brokers, id, version, cfg.merge_threshold)?;
+    let row = part.live.rows.get(id)?;
+    let photos = part.live.photo_count(&row.members);
     let (input, next) = score::input_row(
         &listing,
-        &row,
+        row,
         &part.state.refs,
         part.state.observed_until,
         photos,
     );
-    part.live.schedule(id, next);
-    batch.push((p, listing));
-    inputs.push(input);
+    Some((listing, input, next, photos))
 }
 
 /// (reason, detail) of an input that cannot be read.

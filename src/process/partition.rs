@@ -118,6 +118,14 @@ impl Part {
             .filter_map(|id| row_of(&part, id, params).map(|r| (id.clone(), r)))
             .collect();
         part.live.rebuild(rows);
+        if part.state.refs.params != params.key() {
+            // First start, or the deposit rate or ε changed since the checkpoint: the references are
+            // the live values (the reconcile that follows a restore rescores everything).
+            part.state.refs = Refs {
+                params: params.key(),
+                ..part.live.fresh_refs()
+            };
+        }
         part
     }
 }

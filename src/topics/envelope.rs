@@ -169,9 +169,11 @@ pub struct SweepMarker {
 /// Schema id of [`ControlRecord`].
 pub const CONTROL_SCHEMA: &str = "roomstream.control/1";
 
-/// A command to the processor, written to every partition of `sweeps.v1` (key `control`) so that it
-/// takes effect at a position of each partition's input — replays apply it at the same place, and
-/// whatever it publishes carries a newer input clock than what was published before it.
+/// A command to the processor, written to every partition of `sweeps.v1` (key `control`). Because it
+/// is an input, a replay meets it at the same place, and whatever the processor publishes in response
+/// carries a newer input clock than anything published before it (so sinks take it). The processor
+/// carries it out at the next micro-batch after reading it (while a partition catches up, at its
+/// reconcile).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlRecord {

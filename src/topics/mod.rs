@@ -23,7 +23,8 @@ use serde::Deserialize;
 pub enum TopicKind {
     /// `observed.v1`: raw observations, keyed by region.
     Observed,
-    /// `sweeps.v1`: sweep markers, keyed by region.
+    /// `sweeps.v1`: sweep markers, keyed by region; and control records (key `control`, one per
+    /// partition) for the processor.
     Sweeps,
     /// `brokers.v1`: the broker registry, compacted.
     Brokers,

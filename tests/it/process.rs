@@ -567,7 +567,7 @@ fn feed_in_memory(listings: u32, days: u32, seed: u64) -> Vec<(TopicKind, i32, S
 /// Applies inputs to a fresh engine owning every partition; returns the state hash and how many
 /// tombstones were published on the way.
 fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> (String, usize) {
-    use roomstream::process::engine::{Engine, PartitionState, Position};
+    use roomstream::process::engine::{Engine, Position};
     // Exact scoring (ε = 0, a fit at every change): scores are then a function of the set of inputs too.
     let cfg = roomstream::process::engine::EngineConfig {
         score: roomstream::process::score::Params {
@@ -578,15 +578,7 @@ fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> (String, usize) {
         ..Default::default()
     };
     let mut engine = Engine::new(cfg, Default::default());
-    for p in 0..TopicKind::Observed.def().partitions {
-        engine.own(
-            PartitionState {
-                partition: p,
-                ..Default::default()
-            },
-            false,
-        );
-    }
+    engine.own_empty(TopicKind::Observed.def().partitions);
     let mut out = Vec::new();
     let mut tombstones = 0;
     for (t, p, k, v, offset) in inputs {

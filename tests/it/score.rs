@@ -85,7 +85,7 @@ impl World {
         let o = Observation::new(
             Source::Synthetic,
             Platform::Zigbang,
-            &id.to_string(),
+            id.to_string(),
             self.now,
             "prop",
             code,
@@ -127,7 +127,7 @@ impl World {
             "manage_cost": if r.random_range(0..5) == 0 { Value::Null } else { json!(r.random_range(3..12)) },
             "size_m2": 14.0 + f64::from(id % 30) + f64::from(r.random_range(0..2)),
             "floor_string": floor,
-            "service_type": if id % 4 == 0 { "오피스텔" } else { "원룸" },
+            "service_type": if id.is_multiple_of(4) { "오피스텔" } else { "원룸" },
             "room_type_title": layout,
             "addressOrigin": {"local1": "서울시", "local2": gu, "local3": dong},
             "random_location": {"lat": 37.48 + f64::from(id % 100) * 1e-4, "lng": 126.95 + f64::from(id % 77) * 1e-4},
@@ -165,15 +165,7 @@ fn engine(params: Params) -> Engine {
         ..Default::default()
     };
     let mut engine = Engine::new(cfg, Default::default());
-    for p in 0..TopicKind::Observed.def().partitions {
-        engine.own(
-            PartitionState {
-                partition: p,
-                ..Default::default()
-            },
-            false,
-        );
-    }
+    engine.own_empty(TopicKind::Observed.def().partitions);
     engine
 }
 
@@ -235,6 +227,7 @@ fn run(seed: u64, ops: usize, params: Params, check_every: usize) -> (Engine, us
     let (mut out, mut published) = (Vec::new(), BTreeMap::new());
     let mut checked = 0;
     let mut removed_or_changed = 0u64;
+    let (mut restores, mut controls) = (0, 0);
     let mut queue: Vec<(TopicKind, i32, i64, Vec<u8>)> = Vec::new();
     for i in 0..ops {
         if queue.is_empty() {
@@ -280,8 +273,62 @@ fn run(seed: u64, ops: usize, params: Params, check_every: usize) -> (Engine, us
                 &published,
                 &format!("after {} operations", i + 1),
             );
+            // Now and then a restart: every partition restored from its serialized state (as a
+            // checkpoint holds it), then reconciled — a full recompute that must find nothing to publish.
+            if w.rng.random_range(0..2) == 0 {
+                let states: Vec<PartitionState> =
+                    engine.parts.values().map(|p| p.state.clone()).collect();
+                for state in states {
+                    let bytes = postcard::to_allocvec(&state).expect("serializes");
+                    let state: PartitionState = postcard::from_bytes(&bytes).expect("deserializes");
+                    let (p, held) = (state.partition, state.published.clone());
+                    engine.own(state, true);
+                    engine.reconcile(p, held, &mut out).expect("scores");
+                }
+                let republished = out.len();
+                absorb(&mut out, &mut published);
+                assert_eq!(
+                    republished,
+                    0,
+                    "after {} operations: a restore republished {republished} listings",
+                    i + 1
+                );
+                restores += 1;
+            }
+        }
+        // Now and then a `rescore --full` control record: the same formula changes nothing.
+        if w.rng.random_range(0..500) == 0 {
+            let p = w.rng.random_range(0..TopicKind::Sweeps.def().partitions);
+            let offset = w.at(TopicKind::Sweeps, p);
+            let control = serde_json::to_vec(&json!({
+                "schema": "roomstream.control/1",
+                "command": "rescore_full",
+                "requested_at": "2026-11-26T00:00:00Z"
+            }))
+            .expect("json");
+            engine.flush(&mut out).expect("scores");
+            absorb(&mut out, &mut published);
+            let at = Position {
+                topic: "sweeps",
+                partition: p,
+                offset,
+            };
+            engine.sweep(at, Some(b"control"), Some(&control), &mut out);
+            engine.flush(&mut out).expect("scores");
+            let changed: u64 = engine.rescored.drain(..).map(|r| r.changed).sum();
+            assert_eq!(
+                changed, 0,
+                "a full rescore right after a flush changes nothing"
+            );
+            absorb(&mut out, &mut published);
+            controls += 1;
         }
     }
+    eprintln!("{restores} restores, {controls} full rescores on the way");
+    assert!(
+        restores > 0 && controls > 0,
+        "restores ({restores}) and control records ({controls}) were exercised"
+    );
     (engine, checked, removed_or_changed)
 }
 
@@ -345,7 +392,10 @@ fn with_epsilon_zero_incremental_equals_a_from_scratch_batch() {
             part.state.refs.gu_cost, fresh.gu_cost,
             "group medians equal the batch medians"
         );
-        assert_eq!(part.state.refs.dong_cost_m2, fresh.dong_cost_m2);
+        assert_eq!(
+            part.state.refs.fair, fresh.fair,
+            "fair costs equal a from-scratch fit's"
+        );
         assert_eq!(
             part.state.refs.coef, fresh.coef,
             "coefficients equal a from-scratch fit"
@@ -440,7 +490,8 @@ fn figure(text: &str, label: &str) -> f64 {
     let at = text
         .find(label)
         .unwrap_or_else(|| panic!("no `{label}` in {text}"));
-    text[at + label.len()..]
+    text.get(at + label.len()..)
+        .unwrap_or_default()
         .split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .find(|s| !s.is_empty())
         .and_then(|s| s.parse().ok())

@@ -133,31 +133,9 @@ pub struct BaitEval {
     pub threshold: f64,
     /// Live canonical listings judged (those with a member in the truth file).
     pub listings: usize,
-    /// Of which bait (a member is a bait flat's listing).
-    pub bait: usize,
-    /// Flagged.
-    pub flagged: usize,
-    /// Flagged and bait.
-    pub correct: usize,
-}
-
-impl BaitEval {
-    /// correct / flagged.
-    pub fn precision(&self) -> f64 {
-        if self.flagged == 0 {
-            1.0
-        } else {
-            self.correct as f64 / self.flagged as f64
-        }
-    }
-    /// correct / bait.
-    pub fn recall(&self) -> f64 {
-        if self.bait == 0 {
-            1.0
-        } else {
-            self.correct as f64 / self.bait as f64
-        }
-    }
+    /// Flagged (`predicted`), bait (`truth`: a member is a bait flat's listing), flagged and bait
+    /// (`correct`).
+    pub counts: crate::process::eval::Score,
 }
 
 /// The bait warning against the truth, at each threshold.
@@ -189,9 +167,11 @@ pub fn bait(
         .map(|&t| BaitEval {
             threshold: t,
             listings: judged.len(),
-            bait: judged.iter().filter(|j| j.0).count(),
-            flagged: judged.iter().filter(|j| j.1 >= t).count(),
-            correct: judged.iter().filter(|j| j.0 && j.1 >= t).count(),
+            counts: crate::process::eval::Score {
+                predicted: judged.iter().filter(|j| j.1 >= t).count() as u64,
+                truth: judged.iter().filter(|j| j.0).count() as u64,
+                correct: judged.iter().filter(|j| j.0 && j.1 >= t).count() as u64,
+            },
         })
         .collect()
 }

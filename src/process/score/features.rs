@@ -6,7 +6,7 @@
 //! | column | type | meaning |
 //! |---|---|---|
 //! | `listing_id` | text | canonical id |
-//! | `gu`, `dong` | text | 시군구 code; 법정동 code (or name; `''` when unknown) |
+//! | `gu`, `dong` | text | 시군구 code; 법정동 code (else `<시군구>:<동 name>`; `''` when unknown) |
 //! | `monthly_cost` | f64 | deposit × yearly rate / 12 + rent + 관리비 (unknown 관리비 counts 0), 만원 |
 //! | `cost_m2` | f64 | monthly cost per m² of 전용면적 |
 //! | `fair_cost` | f64 | the fair-rent model's monthly cost for this listing (NULL before the first fit) |
@@ -22,8 +22,9 @@ use crate::process::model::{Building, Floor, FloorBand, Layout, Lease, SourceKey
 use crate::process::publish::CanonicalListing;
 
 /// Band boundaries of a listing's age (days since posted or last changed): band b holds ages up to
-/// `AGE_BANDS_DAYS[b]` days, the last band everything older.
-pub const AGE_BANDS_DAYS: [i64; 6] = [1, 3, 7, 14, 30, 60];
+/// `AGE_BANDS_DAYS[b]` days, the last band everything older. Each crossing republishes the listing, so
+/// the bands are few: new (3 days), this week, two weeks, a month, two months, older.
+pub const AGE_BANDS_DAYS: [i64; 5] = [3, 7, 14, 30, 60];
 
 /// Most other source listings counted as showing a listing's photos.
 pub const PHOTO_REUSE_CAP: u32 = 2;
@@ -170,10 +171,10 @@ mod tests {
     #[test]
     fn age_bands_move_on_their_edges() {
         let day = 86_400;
-        assert_eq!(age_band(0, 0), (0, Some(day + 1)));
-        assert_eq!(age_band(0, day), (0, Some(day + 1)));
-        assert_eq!(age_band(0, day + 1), (1, Some(3 * day + 1)));
-        assert_eq!(age_band(0, 61 * day), (6, None));
+        assert_eq!(age_band(0, 0), (0, Some(3 * day + 1)));
+        assert_eq!(age_band(0, 3 * day), (0, Some(3 * day + 1)));
+        assert_eq!(age_band(0, 3 * day + 1), (1, Some(7 * day + 1)));
+        assert_eq!(age_band(0, 61 * day), (5, None));
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! The live side of one partition's scoring: every listing's [`Row`], the exact group aggregates, the
 //! model's statistics and the indexes that say whom a change touches — all derived from the partition
 //! state, so a restore rebuilds them — and the decisions that move the [`Refs`] (which *are* state,
-//! checkpointed): a group median or a model coefficient in effect changes only when the live value has
+//! checkpointed): a 구's median or a listing's fair cost in effect changes only when the live value has
 //! moved more than ε from it, and then exactly the listings that use it are marked for rescoring.
 
 use std::collections::{BTreeSet, HashMap};
 
 use super::features::{PHOTO_REUSE_CAP, Row};
 use super::groups::Groups;
-use super::model::Stats;
+use super::model::{Stats, predict};
 use super::{Params, Refs};
 use crate::process::model::SourceKey;
 
@@ -21,8 +21,8 @@ pub struct Live {
     pub groups: Groups,
     /// The model's sufficient statistics.
     pub stats: Stats,
+    /// 시군구 → its listings (whom a move of the 구's median concerns).
     by_gu: HashMap<String, BTreeSet<String>>,
-    by_dong: HashMap<String, BTreeSet<String>>,
     /// Photo URL → every source listing (alive or gone) that showed it.
     photos: HashMap<String, BTreeSet<SourceKey>>,
     image_of: HashMap<SourceKey, String>,
@@ -33,8 +33,9 @@ pub struct Live {
     due_at: HashMap<String, i64>,
     /// Listings to score at the next flush.
     pub to_score: BTreeSet<String>,
-    /// Rows rescored because a group or model reference moved (not their own change), for the
-    /// write-amplification figure.
+    /// Listings marked for rescoring without a change of their own — a reference they use moved,
+    /// their photo evidence or their age band — for the write-amplification figure. (A listing that
+    /// also changes itself before the flush still counts here.)
     pub knock_on: u64,
 }
 
@@ -76,13 +77,6 @@ impl Live {
             }
         };
         index(&mut self.by_gu, &row.gu);
-        index(&mut self.by_dong, &row.dong);
-    }
-
-    /// Adds a listing while rebuilding (no references move, nothing is marked).
-    pub fn rebuild_row(&mut self, id: String, row: Row) {
-        self.place(&id, &row, true);
-        self.rows.insert(id, row);
     }
 
     /// Rebuilds from every live listing at once (a restore, a full recompute): the aggregates are
@@ -94,7 +88,6 @@ impl Live {
         );
         self.stats = Stats::default();
         self.by_gu.clear();
-        self.by_dong.clear();
         self.rows.clear();
         for (id, row) in rows {
             self.stats.apply(&row.x, row.y, 1);
@@ -102,12 +95,6 @@ impl Live {
                 .entry(row.gu.clone())
                 .or_default()
                 .insert(id.clone());
-            if !row.dong.is_empty() {
-                self.by_dong
-                    .entry(row.dong.clone())
-                    .or_default()
-                    .insert(id.clone());
-            }
             self.rows.insert(id, row);
         }
     }
@@ -132,11 +119,16 @@ impl Live {
             return;
         }
         let model_changed = old.as_ref().is_none_or(|o| o.x != row.x || o.y != row.y);
-        let mut touched: Vec<(String, String)> = vec![(row.gu.clone(), row.dong.clone())];
+        let mut touched = vec![row.gu.clone()];
         if let Some(o) = &old {
             self.place(id, o, false);
-            touched.push((o.gu.clone(), o.dong.clone()));
+            touched.push(o.gu.clone());
         }
+        // Its fair cost under the coefficients of the last fit (the listing is rescored anyway).
+        match predict(&refs.coef, &row.x) {
+            Some(v) => refs.fair.insert(id.to_string(), v),
+            None => refs.fair.remove(id),
+        };
         self.place(id, &row, true);
         self.rows.insert(id.to_string(), row);
         if model_changed {
@@ -152,16 +144,17 @@ impl Live {
             self.due.remove(&(at, id.to_string()));
         }
         self.photo_scored.remove(id);
+        refs.fair.remove(id);
         let Some(old) = self.rows.remove(id) else {
             return;
         };
         self.place(id, &old, false);
         refs.changes_since_fit += 1;
-        self.after_change(vec![(old.gu, old.dong)], refs, params);
+        self.after_change(vec![old.gu], refs, params);
     }
 
-    fn after_change(&mut self, touched: Vec<(String, String)>, refs: &mut Refs, params: &Params) {
-        for (gu, dong) in touched {
+    fn after_change(&mut self, touched: Vec<String>, refs: &mut Refs, params: &Params) {
+        for gu in touched {
             let live = self.groups.gu.get(&gu).and_then(|g| g.cost.median());
             if moved(live, refs.gu_cost.get(&gu).copied(), params.epsilon) {
                 match live {
@@ -171,24 +164,13 @@ impl Live {
                 let ids = self.by_gu.get(&gu).cloned();
                 self.mark_all(ids.as_ref());
             }
-            if dong.is_empty() {
-                continue;
-            }
-            let live = self.groups.dong.get(&dong).and_then(|g| g.cost_m2.median());
-            if moved(live, refs.dong_cost_m2.get(&dong).copied(), params.epsilon) {
-                match live {
-                    Some(v) => refs.dong_cost_m2.insert(dong.clone(), v),
-                    None => refs.dong_cost_m2.remove(&dong),
-                };
-                let ids = self.by_dong.get(&dong).cloned();
-                self.mark_all(ids.as_ref());
-            }
         }
         self.maybe_refit(refs, params);
     }
 
     /// Refits the model once enough training rows changed (every change while the partition is
-    /// small: at most an eighth of its listings), and moves the coefficients that drifted past ε.
+    /// small: at most an eighth of its listings); then each listing whose fair cost under the new
+    /// coefficients is more than ε from the one in effect gets the new one and is rescored.
     fn maybe_refit(&mut self, refs: &mut Refs, params: &Params) {
         let n = self.stats.n.max(0) as u64;
         let every = params.refit_every.min(n / 8).max(1);
@@ -197,40 +179,22 @@ impl Live {
         }
         refs.changes_since_fit = 0;
         refs.fits += 1;
-        let fitted = self.stats.fit();
-        let names: BTreeSet<String> = fitted.keys().chain(refs.coef.keys()).cloned().collect();
-        let mut shared = false;
-        for name in names {
-            let (live, old) = (fitted.get(&name).copied(), refs.coef.get(&name).copied());
-            let drift = match (live, old) {
-                (Some(l), Some(o)) if params.epsilon == 0.0 => l != o,
-                (Some(l), Some(o)) => (l - o).abs() > params.epsilon,
-                (None, None) => false,
-                _ => true,
-            };
-            if !drift {
-                continue;
-            }
-            match live {
-                Some(v) => refs.coef.insert(name.clone(), v),
-                None => refs.coef.remove(&name),
-            };
-            if let Some(g) = name
-                .strip_prefix("gu:")
-                .or_else(|| name.strip_prefix("jeonse:gu:"))
-            {
-                let ids = self.by_gu.get(g).cloned();
-                self.mark_all(ids.as_ref());
-            } else if let Some(d) = name.strip_prefix("dong:") {
-                let ids = self.by_dong.get(d).cloned();
-                self.mark_all(ids.as_ref());
-            } else {
-                shared = true;
+        refs.coef = self.stats.fit();
+        let mut moved_ids = Vec::new();
+        for (id, row) in &self.rows {
+            let live = predict(&refs.coef, &row.x);
+            if moved(live, refs.fair.get(id).copied(), params.epsilon) {
+                moved_ids.push((id.clone(), live));
             }
         }
-        if shared {
-            let all: BTreeSet<String> = self.rows.keys().cloned().collect();
-            self.mark_all(Some(&all));
+        for (id, live) in moved_ids {
+            match live {
+                Some(v) => refs.fair.insert(id.clone(), v),
+                None => refs.fair.remove(&id),
+            };
+            if self.to_score.insert(id) {
+                self.knock_on += 1;
+            }
         }
     }
 
@@ -272,8 +236,8 @@ impl Live {
         }
     }
 
-    /// Photo reuse of a listing: other source listings sharing a member's photo, capped; remembered.
-    pub fn photo_reuse(&mut self, id: &str, members: &[SourceKey]) -> u32 {
+    /// Photo reuse of a listing: other source listings (alive or gone) sharing a member's photo, capped.
+    pub fn photo_count(&self, members: &[SourceKey]) -> u32 {
         let mut others: BTreeSet<&SourceKey> = BTreeSet::new();
         for m in members {
             if let Some(set) = self.image_of.get(m).and_then(|img| self.photos.get(img)) {
@@ -283,9 +247,13 @@ impl Live {
                 }
             }
         }
-        let n = (others.len() as u32).min(PHOTO_REUSE_CAP);
+        (others.len() as u32).min(PHOTO_REUSE_CAP)
+    }
+
+    /// Remembers the photo reuse a listing was scored with (a listing at the cap need not be marked
+    /// when one more source listing shows its photo).
+    pub fn remember_photos(&mut self, id: &str, n: u32) {
         self.photo_scored.insert(id.to_string(), n);
-        n
     }
 
     /// Sets when a listing's age band next moves.
@@ -318,6 +286,7 @@ impl Live {
     /// The live references, computed from scratch: what the references would be with ε = 0 and a fit
     /// at every change (the batch answer the property test compares against).
     pub fn fresh_refs(&self) -> Refs {
+        let coef = self.stats.fit();
         Refs {
             gu_cost: self
                 .groups
@@ -325,19 +294,13 @@ impl Live {
                 .iter()
                 .filter_map(|(k, g)| g.cost.median().map(|m| (k.clone(), m)))
                 .collect(),
-            dong_cost_m2: self
-                .groups
-                .dong
+            fair: self
+                .rows
                 .iter()
-                .filter_map(|(k, g)| g.cost_m2.median().map(|m| (k.clone(), m)))
+                .filter_map(|(id, r)| predict(&coef, &r.x).map(|v| (id.clone(), v)))
                 .collect(),
-            coef: self.stats.fit(),
+            coef,
             ..Refs::default()
         }
     }
-}
-
-/// Group medians in a map, for explanations.
-pub fn dong_median(refs: &Refs, dong: &str) -> Option<f64> {
-    refs.dong_cost_m2.get(dong).copied()
 }

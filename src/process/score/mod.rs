@@ -4,14 +4,14 @@
 //! The score is defined once, in `queries/score.sql`, and run by DataFusion ([`sql`]) on two schedules
 //! over the same columns ([`features`]):
 //! - **incrementally**: each micro-batch scores only the listings whose inputs changed — their own
-//!   fields, or a reference they use: their 구's median monthly cost, their 동's median cost per m², a
-//!   coefficient of the fair-rent model ([`model`]), their photo evidence or their age band;
-//! - **in full**: over every listing of the state (`roomstream rescore --full`, every restore, `state
-//!   dump`), publishing only what changed.
+//!   fields, or a reference they use: their 구's median monthly cost, their fair cost under the latest
+//!   fit of the fair-rent model ([`model`]), their photo evidence or their age band;
+//! - **in full**: over every listing of the state — `roomstream rescore --full` and every restore
+//!   publish only what changed; `state dump` and the evaluations read it.
 //!
-//! The references are the part of the state that makes the two agree: a group aggregate ([`groups`],
-//! exact under deletions) or a model coefficient in effect moves only when its live value has drifted
-//! more than `epsilon` from it, and when it moves every listing that uses it is rescored in the same
+//! The references are the part of the state that makes the two agree: a 구's median ([`groups`], exact
+//! under deletions) or a listing's fair cost in effect moves only when its live value has drifted more
+//! than `epsilon` from it, and when it moves every listing that uses it is rescored in the same
 //! micro-batch ([`live`]). So at every flush each listing's score is the SQL applied to its own columns
 //! and the references in effect — which is what the full recompute computes. With `epsilon = 0` and
 //! `refit_every = 1` the references always equal the live values and the incremental scores equal a
@@ -40,19 +40,29 @@ use crate::process::publish::CanonicalListing;
 pub struct Params {
     /// Yearly opportunity cost of the deposit (0.05 = 5 %/year, the seed's).
     pub deposit_rate: f64,
-    /// How far a reference may drift before it moves: relative for group medians, in ln units for
-    /// model coefficients. 0 = exact.
+    /// How far (relatively) a reference — a 구's median, a listing's fair cost — may drift before it
+    /// moves. 0 = exact.
     pub epsilon: f64,
     /// Refit the model after this many changes of its training rows (at most an eighth of the
     /// partition's listings, so small partitions fit often).
     pub refit_every: u64,
 }
 
+impl Params {
+    /// What the references depend on: the deposit rate (costs) and ε (how far they may lag).
+    pub fn key(&self) -> String {
+        format!(
+            "deposit_rate={} epsilon={}",
+            self.deposit_rate, self.epsilon
+        )
+    }
+}
+
 impl Default for Params {
     fn default() -> Self {
         Params {
             deposit_rate: 0.05,
-            epsilon: 0.02,
+            epsilon: 0.05,
             refit_every: 500,
         }
     }
@@ -61,12 +71,16 @@ impl Default for Params {
 /// The references in effect in one partition: part of its checkpointed state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Refs {
+    /// The parameters they were computed under ([`Params::key`]): a restore under other parameters
+    /// starts again from the live values.
+    pub params: String,
     /// 시군구 → median monthly cost in effect.
     pub gu_cost: BTreeMap<String, f64>,
-    /// 법정동 → median monthly cost per m² in effect.
-    pub dong_cost_m2: BTreeMap<String, f64>,
-    /// The fair-rent model's coefficients in effect, by feature.
+    /// The fair-rent model's coefficients from its last fit, by feature.
     pub coef: BTreeMap<String, f64>,
+    /// Canonical id → the fair monthly cost in effect for it (moves when a refit changes it by more
+    /// than ε, or the listing changes).
+    pub fair: BTreeMap<String, f64>,
     /// Training-row changes since the last fit.
     pub changes_since_fit: u64,
     /// Fits so far.
@@ -114,8 +128,6 @@ pub struct Explanation {
     pub gu_median_cost: f64,
     /// The fair-rent model's monthly cost for this listing.
     pub fair_cost: Option<f64>,
-    /// The 동's median monthly cost per m², and this listing's.
-    pub dong_median_cost_m2: Option<f64>,
     /// This listing's monthly cost per m².
     pub cost_m2: Option<f64>,
     /// Distances used, metres.
@@ -159,7 +171,7 @@ pub fn input_row(
         dong: row.dong.clone(),
         monthly_cost: row.monthly_cost,
         cost_m2: row.cost_m2,
-        fair_cost: model::predict(&refs.coef, &row.x),
+        fair_cost: refs.fair.get(&l.listing_id).copied(),
         gu_median_cost: refs
             .gu_cost
             .get(&row.gu)
@@ -184,28 +196,23 @@ pub fn input_row(
 }
 
 /// Builds the score of a listing from the query's output row.
-pub fn assemble(
-    l: &CanonicalListing,
-    input: &InputRow,
-    out: &OutputRow,
-    refs: &Refs,
-    params: &Params,
-) -> Score {
+pub fn assemble(l: &CanonicalListing, input: &InputRow, out: &OutputRow, params: &Params) -> Score {
+    let c = &out.components;
     let mut unknown = Vec::new();
-    if out.value.is_none() {
+    if c.value.is_none() {
         unknown.push("value: the fair-rent model of this partition is not fitted yet".to_string());
     }
-    if out.facilities.is_none() {
+    if c.facilities.is_none() {
         unknown
             .push("facilities: the listing carries no subway or convenience-store distance".into());
     }
-    if out.floor.is_none() {
+    if c.floor.is_none() {
         unknown.push("floor: not stated".into());
     }
-    if out.direction.is_none() {
+    if c.direction.is_none() {
         unknown.push("direction: not stated".into());
     }
-    if out.broker.is_none() {
+    if c.broker.is_none() {
         unknown.push("broker: the listing names no broker".into());
     }
     let [price, photos, broker, stale] = out.evidence;
@@ -243,15 +250,7 @@ pub fn assemble(
     };
     Score {
         total: out.total,
-        components: Components {
-            cost: out.cost,
-            value: out.value,
-            facilities: out.facilities,
-            floor: out.floor,
-            direction: out.direction,
-            broker: out.broker,
-            freshness: out.freshness,
-        },
+        components: c.clone(),
         bait: Bait {
             risk: out.bait_risk,
             warning: out.bait_risk >= 50.0,
@@ -262,10 +261,6 @@ pub fn assemble(
             deposit_rate: params.deposit_rate,
             gu_median_cost: round1(input.gu_median_cost),
             fair_cost: input.fair_cost.map(round1),
-            dong_median_cost_m2: refs
-                .dong_cost_m2
-                .get(&input.dong)
-                .map(|v| (v * 100.0).round() / 100.0),
             cost_m2: input.cost_m2.map(|v| (v * 100.0).round() / 100.0),
             facilities: l
                 .facilities

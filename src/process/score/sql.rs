@@ -41,12 +41,21 @@ pub enum SqlError {
         source: datafusion::error::DataFusionError,
     },
     /// The query's output lacks a column the scorer needs.
-    #[error("score query {file}: output column `{column}` missing or of the wrong type")]
+    #[error("score query {file}: output column `{column}) missing or of another type")]
     Output {
         /// Which query.
         file: String,
         /// The column.
         column: String,
+    },
+    /// The query's output does not match its input: one row per input row, in order, with values
+    /// where the scorer needs them.
+    #[error("score query {file}: {problem}")]
+    Rows {
+        /// Which query.
+        file: String,
+        /// What is wrong.
+        problem: String,
     },
     /// The query file could not be read.
     #[error("reading {file}: {source}")]
@@ -99,20 +108,8 @@ pub struct InputRow {
 pub struct OutputRow {
     /// Canonical id.
     pub listing_id: String,
-    /// Components, 0–100, None = unknown.
-    pub cost: f64,
-    /// Value for money.
-    pub value: Option<f64>,
-    /// Facilities.
-    pub facilities: Option<f64>,
-    /// Floor.
-    pub floor: Option<f64>,
-    /// Direction.
-    pub direction: Option<f64>,
-    /// Broker.
-    pub broker: Option<f64>,
-    /// Freshness.
-    pub freshness: f64,
+    /// The components.
+    pub components: super::Components,
     /// Weighted total.
     pub total: f64,
     /// Bait risk 0–100.
@@ -182,6 +179,25 @@ pub fn to_batches(rows: &[InputRow]) -> Vec<RecordBatch> {
         })
         .collect()
 }
+
+/// The columns `score.sql` must return, with their types.
+const SCORE_OUTPUT: [(&str, &DataType); 15] = [
+    ("listing_id", &DataType::Utf8),
+    ("cost", &DataType::Float64),
+    ("value", &DataType::Float64),
+    ("facilities", &DataType::Float64),
+    ("floor", &DataType::Float64),
+    ("direction", &DataType::Float64),
+    ("broker", &DataType::Float64),
+    ("freshness", &DataType::Float64),
+    ("total", &DataType::Float64),
+    ("bait_risk", &DataType::Float64),
+    ("price_ratio", &DataType::Float64),
+    ("ev_price", &DataType::Boolean),
+    ("ev_photos", &DataType::Boolean),
+    ("ev_broker", &DataType::Boolean),
+    ("ev_stale", &DataType::Boolean),
+];
 
 /// Where the rows of the next run wait.
 #[derive(Debug, Default)]
@@ -262,6 +278,25 @@ impl Query {
         })
     }
 
+    /// Plans `score.sql` and checks, before any row is scored, that its output has every column the
+    /// scorer reads, with its type.
+    pub fn plan_score(name: &str, sql: &str) -> Result<Query, SqlError> {
+        let q = Query::plan(name, sql)?;
+        let schema = q.plan.schema();
+        for (column, want) in SCORE_OUTPUT {
+            let ok = schema
+                .field_with_name(column)
+                .is_ok_and(|f| f.data_type() == want);
+            if !ok {
+                return Err(SqlError::Output {
+                    file: name.to_string(),
+                    column: format!("{column}` ({want}"),
+                });
+            }
+        }
+        Ok(q)
+    }
+
     /// Runs the plan over `rows`.
     pub fn run(&self, rows: &[InputRow]) -> Result<Vec<RecordBatch>, SqlError> {
         if rows.is_empty() {
@@ -286,14 +321,20 @@ impl Query {
         out
     }
 
-    /// Runs `score.sql` and reads its output rows.
+    /// Runs `score.sql` and reads its output: exactly one row per input row, in input order (the
+    /// query is a projection; a query that filters, reorders or leaves a required value NULL is an
+    /// error naming its file, never a silently unpublished listing).
     pub fn score(&self, rows: &[InputRow]) -> Result<Vec<OutputRow>, SqlError> {
         let batches = self.run(rows)?;
+        let problem = |problem: String| SqlError::Rows {
+            file: self.name.clone(),
+            problem,
+        };
         let mut out = Vec::with_capacity(rows.len());
         for b in &batches {
             let missing = |c: &str| SqlError::Output {
                 file: self.name.clone(),
-                column: c.to_string(),
+                column: format!("{c}`"),
             };
             let f64s = |c: &str| {
                 b.column_by_name(c)
@@ -329,21 +370,43 @@ impl Query {
             ];
             let opt = |a: &Float64Array, i: usize| (!a.is_null(i)).then(|| a.value(i));
             for i in 0..b.num_rows() {
+                let id = ids.value(i);
+                let required = |a: &Float64Array, c: &str| {
+                    opt(a, i).ok_or_else(|| problem(format!("`{c}` is NULL for listing {id}")))
+                };
+                let expected = rows.get(out.len()).map(|r| r.listing_id.as_str());
+                if expected != Some(id) {
+                    return Err(problem(format!(
+                        "output row {} is listing {id}, input row {} was {:?}: return one row per input row, in input order",
+                        out.len(),
+                        out.len(),
+                        expected
+                    )));
+                }
                 out.push(OutputRow {
-                    listing_id: ids.value(i).to_string(),
-                    cost: cost.value(i),
-                    value: opt(value, i),
-                    facilities: opt(facilities, i),
-                    floor: opt(floor, i),
-                    direction: opt(direction, i),
-                    broker: opt(broker, i),
-                    freshness: freshness.value(i),
-                    total: total.value(i),
-                    bait_risk: bait.value(i),
-                    price_ratio: ratio.value(i),
+                    listing_id: id.to_string(),
+                    components: super::Components {
+                        cost: required(cost, "cost")?,
+                        value: opt(value, i),
+                        facilities: opt(facilities, i),
+                        floor: opt(floor, i),
+                        direction: opt(direction, i),
+                        broker: opt(broker, i),
+                        freshness: required(freshness, "freshness")?,
+                    },
+                    total: required(total, "total")?,
+                    bait_risk: required(bait, "bait_risk")?,
+                    price_ratio: required(ratio, "price_ratio")?,
                     evidence: ev.map(|a| !a.is_null(i) && a.value(i)),
                 });
             }
+        }
+        if out.len() != rows.len() {
+            return Err(problem(format!(
+                "{} output rows for {} input rows: return one row per input row",
+                out.len(),
+                rows.len()
+            )));
         }
         Ok(out)
     }
@@ -352,9 +415,11 @@ impl Query {
 use datafusion::arrow::array::Array;
 
 /// Runs a DataFusion future to completion on this thread. The plans here are single-partition
-/// projections and aggregations: nothing in them spawns tasks or waits on I/O.
+/// projections and aggregations: nothing in them spawns tasks or waits on I/O. `unconstrained`: when
+/// the caller is itself a tokio task, DataFusion's streams would otherwise spend the task's
+/// cooperative budget and then wait, forever, for a scheduler that this executor never returns to.
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
+    futures::executor::block_on(tokio::task::unconstrained(f))
 }
 
 /// Loads a query: from `dir/<file>` when a folder is configured, else the built-in copy.
@@ -396,13 +461,13 @@ mod tests {
 
     #[test]
     fn one_plan_scores_batch_after_batch() {
-        let q = Query::plan("score.sql", SCORE_SQL).expect("plans");
+        let q = Query::plan_score("score.sql", SCORE_SQL).expect("plans");
         let a = q.score(&[input("a", 60.0)]).expect("runs");
         assert_eq!(a.len(), 1);
-        assert_eq!(a[0].cost, 50.0, "at the median");
-        assert_eq!(a[0].value, Some(50.0), "at the fair cost");
+        assert_eq!(a[0].components.cost, 50.0, "at the median");
+        assert_eq!(a[0].components.value, Some(50.0), "at the fair cost");
         assert_eq!(
-            a[0].facilities,
+            a[0].components.facilities,
             Some(100.0),
             "subway 250 m; store unknown, not zero"
         );
@@ -432,7 +497,17 @@ mod tests {
 
     #[test]
     fn a_bad_query_fails_naming_its_file() {
-        let e = Query::plan("broken.sql", "SELECT nope FROM score_input").expect_err("refused");
+        let e =
+            Query::plan_score("broken.sql", "SELECT nope FROM score_input").expect_err("refused");
         assert!(e.to_string().contains("broken.sql"), "{e}");
+        let e = Query::plan_score("short.sql", &SCORE_SQL.replace(",\n  ev_stale\n", "\n"))
+            .expect_err("a missing output column is refused at plan time");
+        assert!(e.to_string().contains("ev_stale"), "{e}");
+        let filtered = format!("SELECT * FROM ({}) WHERE listing_id <> 'b'", SCORE_SQL);
+        let q = Query::plan_score("filtered.sql", &filtered).expect("plans");
+        let e = q
+            .score(&[input("a", 60.0), input("b", 20.0)])
+            .expect_err("a filtered row is an error, not a lost listing");
+        assert!(e.to_string().contains("filtered.sql"), "{e}");
     }
 }
