@@ -11,9 +11,9 @@
 WITH c AS (
   SELECT
     listing_id,
-    -- Monthly cost (deposit × yearly rate / 12 + rent + 관리비) against the 구's median: 100 at half of
-    -- it, 50 at the median, 0 at twice it.
-    GREATEST(0.0, LEAST(100.0, 50.0 - 50.0 * log2(monthly_cost / gu_median_cost))) AS cost,
+    -- Monthly cost (deposit × yearly rate / 12 + rent + 관리비): 50 at 60만원 (about Seoul's median one-room
+    -- monthly cost), 100 at half of it, 0 at twice it. Whether it is cheap *for what it is* is `value`.
+    GREATEST(0.0, LEAST(100.0, 50.0 - 50.0 * log2(monthly_cost / 60.0))) AS cost,
     -- Value for money: the fair-rent model's monthly cost minus the asking one; 30 % below fair = 100,
     -- 30 % above = 0. Unknown until the model of the listing's partition is fitted.
     CASE WHEN fair_cost IS NULL THEN NULL
@@ -35,8 +35,8 @@ WITH c AS (
     -- Freshness: days since posted or last changed, in the bands of features.rs (≤3, ≤7, ≤14, ≤30, ≤60, more).
     CASE age_band WHEN 0 THEN 100.0 WHEN 1 THEN 80.0 WHEN 2 THEN 60.0 WHEN 3 THEN 35.0 WHEN 4 THEN 15.0
          ELSE 5.0 END AS freshness,
-    -- Bait evidence. The asking cost against the fair one (or the 구 median before the model is fitted).
-    monthly_cost / COALESCE(fair_cost, gu_median_cost) AS price_ratio,
+    -- Bait evidence. The asking cost against the fair one (NULL before the model is fitted).
+    monthly_cost / fair_cost AS price_ratio,
     photo_reuse,
     broker_status,
     age_band
@@ -46,7 +46,7 @@ WITH c AS (
     CASE WHEN subway IS NULL AND store IS NULL THEN NULL
          ELSE (COALESCE(subway, 0.0) + COALESCE(store, 0.0))
               / (CAST(subway IS NOT NULL AS DOUBLE) + CAST(store IS NOT NULL AS DOUBLE)) END AS facilities,
-    price_ratio < 0.7 AS ev_price,
+    COALESCE(price_ratio < 0.7, false) AS ev_price,
     photo_reuse >= 1 AS ev_photos,
     broker_status = 'unverified' AS ev_broker,
     age_band >= 4 AS ev_stale
@@ -71,7 +71,7 @@ SELECT
   -- (20 each, up to 40), a broker not verified (10), listed unchanged for 30+ days (10). A warning from 50 on: a
   -- low price needs a second kind of evidence.
   round(LEAST(100.0,
-      40.0 * GREATEST(0.0, LEAST(1.0, (0.8 - price_ratio) / 0.3))
+      COALESCE(40.0 * GREATEST(0.0, LEAST(1.0, (0.8 - price_ratio) / 0.3)), 0.0)
     + 20.0 * CAST(LEAST(photo_reuse, 2) AS DOUBLE)
     + 10.0 * CAST(ev_broker AS DOUBLE)
     + 10.0 * CAST(ev_stale AS DOUBLE)), 1) AS bait_risk,

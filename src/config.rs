@@ -218,11 +218,10 @@ impl Default for ProcessConfig {
 pub struct ScoreConfig {
     /// Yearly opportunity cost of the deposit in the monthly cost (0.05 = 5 %/year, the seed's rate).
     pub deposit_rate: f64,
-    /// How far (relatively) a 구's median or a listing's fair cost may drift before the listings using
-    /// it are rescored; 0 = rescore on every change (exact, costly).
+    /// Grid step, in ln units, of the fair monthly costs scores use (0.05 ≈ 5 %): a refit rescores a
+    /// listing only when its fair cost crosses a grid line; 0 = exact (every refit rescores nearly
+    /// everything).
     pub epsilon: f64,
-    /// Refit a partition's fair-rent model after this many changed listings (≥ 1).
-    pub refit_every: u64,
     /// Score and publish a micro-batch once this many listings wait (≥ 1)…
     pub batch_rows: usize,
     /// …or this long after the first one started waiting.
@@ -239,7 +238,6 @@ impl Default for ScoreConfig {
         ScoreConfig {
             deposit_rate: 0.05,
             epsilon: 0.05,
-            refit_every: 500,
             batch_rows: 4096,
             linger: Duration::from_millis(200),
             queries: String::new(),
@@ -553,9 +551,6 @@ impl Config {
                 &sc.epsilon.to_string(),
                 "between 0 (exact) and 0.5",
             ));
-        }
-        if sc.refit_every == 0 {
-            return Err(invalid("score.refit_every", "0", "must be ≥ 1"));
         }
         if sc.batch_rows == 0 {
             return Err(invalid("score.batch_rows", "0", "must be ≥ 1"));

@@ -57,7 +57,7 @@ pub enum StateCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Export each partition's fair-rent model and group medians in effect, as JSON lines.
+    /// Export each partition's fair-rent model (fitted on its current listings), as JSON lines.
     Model,
 }
 
@@ -144,7 +144,6 @@ pub(super) fn engine_config(cfg: &Config) -> EngineConfig {
         score: crate::process::score::Params {
             deposit_rate: cfg.score.deposit_rate,
             epsilon: cfg.score.epsilon,
-            refit_every: cfg.score.refit_every,
         },
     }
 }
@@ -277,14 +276,13 @@ pub async fn state(cfg: &Config, command: StateCommand) -> anyhow::Result<ExitCo
             }
         }
         StateCommand::Model => {
+            let engine = restored_engine(cfg, states).await?;
             let mut w = std::io::stdout().lock();
-            for (p, s) in &states {
+            for (p, part) in &engine.parts {
                 let line = serde_json::json!({
                     "partition": p,
-                    "listings": s.clusters.members.len(),
-                    "fits": s.refs.fits,
-                    "coefficients": s.refs.coef,
-                    "gu_median_cost": s.refs.gu_cost,
+                    "listings": part.live.rows.len(),
+                    "coefficients": part.live.coef,
                 });
                 if writeln!(w, "{line}").is_err() {
                     break;

@@ -463,6 +463,10 @@ impl Engine {
                 full.insert(p, all.len() as u64);
                 part.live.to_score.extend(all);
             }
+            // The model refitted for this batch: listings whose fair cost moved join it.
+            part.live.refit(&self.cfg.score);
+            let knock_on = std::mem::take(&mut part.live.knock_on);
+            done.knock_on += knock_on;
             let version = version(part, self.brokers_next);
             for id in std::mem::take(&mut part.live.to_score) {
                 if !part.live.rows.contains_key(&id)
@@ -471,8 +475,7 @@ impl Engine {
                     // Every live listing has a row from `track`; should one be missing, add it the
                     // way an input would (moving the references it affects) rather than lose it.
                     tracing::warn!(listing = %id, "scored without a tracked row; adding it");
-                    part.live
-                        .upsert(&id, row, &mut part.state.refs, &self.cfg.score);
+                    part.live.upsert(&id, row, &self.cfg.score);
                 }
                 if let Some((listing, input, next, photos)) =
                     score_input(part, &self.brokers, &self.cfg, &id, version)
@@ -575,7 +578,7 @@ fn score_input(
     let (input, next) = score::input_row(
         &listing,
         row,
-        &part.state.refs,
+        part.live.fair.get(id).copied(),
         part.state.observed_until,
         photos,
     );

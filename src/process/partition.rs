@@ -14,9 +14,9 @@ use super::metrics::Metrics;
 use super::model::SourceKey;
 use super::publish::{self, CanonicalListing, Link, Version};
 use super::resolve::{Clusters, Touched};
+use super::score::Params;
 use super::score::features::Row;
 use super::score::live::Live;
-use super::score::{Params, Refs};
 use super::verify::{BrokerTable, Verification};
 
 /// Everything kept for one partition; this is what a checkpoint holds.
@@ -43,8 +43,6 @@ pub struct PartitionState {
     /// its end, so that reading the small sweeps topic ahead of the observations (as a consumer that
     /// is behind does) never removes a listing whose sighting is simply not read yet.
     pub pending_sweeps: Vec<PendingSweep>,
-    /// The scoring references in effect (group medians, model coefficients).
-    pub refs: Refs,
 }
 
 /// A sweep marker waiting to be applied.
@@ -117,15 +115,7 @@ impl Part {
             .keys()
             .filter_map(|id| row_of(&part, id, params).map(|r| (id.clone(), r)))
             .collect();
-        part.live.rebuild(rows);
-        if part.state.refs.params != params.key() {
-            // First start, or the deposit rate or ε changed since the checkpoint: the references are
-            // the live values (the reconcile that follows a restore rescores everything).
-            part.state.refs = Refs {
-                params: params.key(),
-                ..part.live.fresh_refs()
-            };
-        }
+        part.live.rebuild(rows, params);
         part
     }
 }
@@ -162,8 +152,7 @@ pub(super) fn row_of(part: &Part, id: &str, params: &Params) -> Option<Row> {
 }
 
 /// Hands what the input just applied changed to scoring: photos of re-linked source listings, rows of
-/// touched canonical listings (moving the references they affect), ended ones, and age bands that
-/// moved. Runs after every input, so the references move at input positions.
+/// touched canonical listings, ended ones, and age bands that moved.
 pub(super) fn track(part: &mut Part, params: &Params) {
     for key in std::mem::take(&mut part.touched_sources) {
         let image = part
@@ -185,15 +174,15 @@ pub(super) fn track(part: &mut Part, params: &Params) {
         if part.state.clusters.members.contains_key(&id) {
             part.dirty.insert(id);
         } else {
-            part.live.remove(&id, &mut part.state.refs, params);
+            part.live.remove(&id);
             part.gone.insert(id);
         }
     }
     for id in std::mem::take(&mut part.dirty) {
         match row_of(part, &id, params) {
-            Some(row) => part.live.upsert(&id, row, &mut part.state.refs, params),
+            Some(row) => part.live.upsert(&id, row, params),
             None => {
-                part.live.remove(&id, &mut part.state.refs, params);
+                part.live.remove(&id);
                 part.gone.insert(id);
             }
         }

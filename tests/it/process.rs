@@ -568,16 +568,8 @@ fn feed_in_memory(listings: u32, days: u32, seed: u64) -> Vec<(TopicKind, i32, S
 /// tombstones were published on the way.
 fn apply(inputs: &[(TopicKind, i32, String, Vec<u8>, i64)]) -> (String, usize) {
     use roomstream::process::engine::{Engine, Position};
-    // Exact scoring (ε = 0, a fit at every change): scores are then a function of the set of inputs too.
-    let cfg = roomstream::process::engine::EngineConfig {
-        score: roomstream::process::score::Params {
-            epsilon: 0.0,
-            refit_every: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut engine = Engine::new(cfg, Default::default());
+    // Default scoring: its inputs are a function of the current listings, so scores are too.
+    let mut engine = Engine::new(Default::default(), Default::default());
     engine.own_empty(TopicKind::Observed.def().partitions);
     let mut out = Vec::new();
     let mut tombstones = 0;

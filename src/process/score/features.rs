@@ -9,8 +9,7 @@
 //! | `gu`, `dong` | text | 시군구 code; 법정동 code (else `<시군구>:<동 name>`; `''` when unknown) |
 //! | `monthly_cost` | f64 | deposit × yearly rate / 12 + rent + 관리비 (unknown 관리비 counts 0), 만원 |
 //! | `cost_m2` | f64 | monthly cost per m² of 전용면적 |
-//! | `fair_cost` | f64 | the fair-rent model's monthly cost for this listing (NULL before the first fit) |
-//! | `gu_median_cost` | f64 | the 구's median monthly cost in effect (moves by more than ε to change) |
+//! | `fair_cost` | f64 | the fair-rent model's monthly cost for this listing, on the ε grid (NULL before the first fit) |
 //! | `floor_kind`, `floor_level` | text, i32 | `level` + storey, `semi_basement`, `rooftop`, `low`/`mid`/`high`, `unknown` |
 //! | `direction` | text | S, SE, … N |
 //! | `subway_m`, `store_m` | i32 | metres to the nearest subway station / convenience store |

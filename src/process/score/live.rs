@@ -1,15 +1,20 @@
 //! The live side of one partition's scoring: every listing's [`Row`], the exact group aggregates, the
-//! model's statistics and the indexes that say whom a change touches — all derived from the partition
-//! state, so a restore rebuilds them — and the decisions that move the [`Refs`] (which *are* state,
-//! checkpointed): a 구's median or a listing's fair cost in effect changes only when the live value has
-//! moved more than ε from it, and then exactly the listings that use it are marked for rescoring.
+//! fair-rent model's statistics, coefficients and each listing's fair cost, and the indexes that say
+//! whom a change touches. All of it is a function of the partition's current listings (never of the
+//! order they arrived in), so a restore rebuilds it and a replay, a restart or another instance count
+//! ends in the same scores.
+//!
+//! At each micro-batch the model is refitted on the exact statistics and every listing's fair cost is
+//! recomputed and **quantized** to a grid of step ε in ln units; only listings whose quantized fair
+//! cost moved are rescored (near a grid line a listing may flip, but few are near one). The age-band
+//! index and the photo index mark the listings whose freshness or photo evidence changed.
 
 use std::collections::{BTreeSet, HashMap};
 
 use super::features::{PHOTO_REUSE_CAP, Row};
 use super::groups::Groups;
-use super::model::{Stats, predict};
-use super::{Params, Refs};
+use super::model::{Stats, predict_with};
+use super::{FairMap, Params};
 use crate::process::model::SourceKey;
 
 /// Derived scoring state of one partition.
@@ -21,8 +26,14 @@ pub struct Live {
     pub groups: Groups,
     /// The model's sufficient statistics.
     pub stats: Stats,
-    /// 시군구 → its listings (whom a move of the 구's median concerns).
-    by_gu: HashMap<String, BTreeSet<String>>,
+    /// Whether the statistics changed since the last fit.
+    stats_changed: bool,
+    /// The model's coefficients from its last fit, by feature.
+    pub coef: std::collections::BTreeMap<String, f64>,
+    /// Canonical id → its fair monthly cost, quantized (absent before the first fit).
+    pub fair: FairMap,
+    /// Fits so far.
+    pub fits: u64,
     /// Photo URL → every source listing (alive or gone) that showed it.
     photos: HashMap<String, BTreeSet<SourceKey>>,
     image_of: HashMap<SourceKey, String>,
@@ -33,70 +44,46 @@ pub struct Live {
     due_at: HashMap<String, i64>,
     /// Listings to score at the next flush.
     pub to_score: BTreeSet<String>,
-    /// Listings marked for rescoring without a change of their own — a reference they use moved,
-    /// their photo evidence or their age band — for the write-amplification figure. (A listing that
-    /// also changes itself before the flush still counts here.)
+    /// Listings marked for rescoring without a change of their own — their fair cost, photo evidence
+    /// or age band moved — for the write-amplification figure. (A listing that also changes itself
+    /// before the flush still counts here.)
     pub knock_on: u64,
 }
 
-fn moved(live: Option<f64>, reference: Option<f64>, eps: f64) -> bool {
-    match (live, reference) {
-        (Some(l), Some(r)) if eps == 0.0 => l != r,
-        (Some(l), Some(r)) => (l / r - 1.0).abs() > eps,
-        (None, None) => false,
-        _ => true,
+/// A fair cost on the grid of step `eps` in ln units (unchanged with `eps` = 0).
+pub fn quantize(v: f64, eps: f64) -> f64 {
+    if eps > 0.0 {
+        ((v.ln() / eps).round() * eps).exp()
+    } else {
+        v
     }
 }
 
 impl Live {
-    fn mark_all(&mut self, ids: Option<&BTreeSet<String>>) {
-        for id in ids.into_iter().flatten() {
-            if self.to_score.insert(id.clone()) {
-                self.knock_on += 1;
-            }
-        }
-    }
-
-    fn place(&mut self, id: &str, row: &Row, add: bool) {
+    fn place(&mut self, row: &Row, add: bool) {
         self.groups
             .apply(&row.gu, &row.dong, row.monthly_cost, row.cost_m2, add);
         self.stats.apply(&row.x, row.y, if add { 1 } else { -1 });
-        let index = |map: &mut HashMap<String, BTreeSet<String>>, key: &str| {
-            if key.is_empty() {
-                return;
-            }
-            if add {
-                map.entry(key.to_string())
-                    .or_default()
-                    .insert(id.to_string());
-            } else if let Some(set) = map.get_mut(key) {
-                set.remove(id);
-                if set.is_empty() {
-                    map.remove(key);
-                }
-            }
-        };
-        index(&mut self.by_gu, &row.gu);
+        self.stats_changed = true;
     }
 
-    /// Rebuilds from every live listing at once (a restore, a full recompute): the aggregates are
-    /// bulk-loaded and sorted once. Replaces the rows, aggregates, statistics and group indexes.
-    pub fn rebuild(&mut self, rows: Vec<(String, Row)>) {
+    /// Rebuilds from every live listing at once (a restore): the aggregates are bulk-loaded and
+    /// sorted once, the model fitted and every fair cost computed.
+    pub fn rebuild(&mut self, rows: Vec<(String, Row)>, params: &Params) {
         self.groups = Groups::build(
             rows.iter()
                 .map(|(_, r)| (r.gu.as_str(), r.dong.as_str(), r.monthly_cost, r.cost_m2)),
         );
         self.stats = Stats::default();
-        self.by_gu.clear();
         self.rows.clear();
         for (id, row) in rows {
             self.stats.apply(&row.x, row.y, 1);
-            self.by_gu
-                .entry(row.gu.clone())
-                .or_default()
-                .insert(id.clone());
             self.rows.insert(id, row);
         }
+        self.stats_changed = true;
+        self.refit(params);
+        self.to_score.clear();
+        self.knock_on = 0;
     }
 
     /// Records a source listing's photo while rebuilding.
@@ -110,87 +97,74 @@ impl Live {
         }
     }
 
-    /// A listing's new row (or its first); marks it, and moves the references it touches.
-    pub fn upsert(&mut self, id: &str, row: Row, refs: &mut Refs, params: &Params) {
+    /// A listing's new row (or its first): marks it and gives it its fair cost under the last fit.
+    pub fn upsert(&mut self, id: &str, row: Row, params: &Params) {
         self.to_score.insert(id.to_string());
         let old = self.rows.remove(id);
         if old.as_ref() == Some(&row) {
             self.rows.insert(id.to_string(), row);
             return;
         }
-        let model_changed = old.as_ref().is_none_or(|o| o.x != row.x || o.y != row.y);
-        let mut touched = vec![row.gu.clone()];
         if let Some(o) = &old {
-            self.place(id, o, false);
-            touched.push(o.gu.clone());
+            self.place(o, false);
         }
-        // Its fair cost under the coefficients of the last fit (the listing is rescored anyway).
-        match predict(&refs.coef, &row.x) {
-            Some(v) => refs.fair.insert(id.to_string(), v),
-            None => refs.fair.remove(id),
-        };
-        self.place(id, &row, true);
+        self.place(&row, true);
+        self.set_fair(id, &row, params);
         self.rows.insert(id.to_string(), row);
-        if model_changed {
-            refs.changes_since_fit += 1;
+    }
+
+    fn set_fair(&mut self, id: &str, row: &Row, params: &Params) {
+        if self.coef.is_empty() {
+            self.fair.remove(id);
+        } else {
+            let coef = &self.coef;
+            let v = predict_with(|name| coef.get(name).copied(), &row.x);
+            self.fair
+                .insert(id.to_string(), quantize(v, params.epsilon));
         }
-        self.after_change(touched, refs, params);
     }
 
     /// A listing that ended.
-    pub fn remove(&mut self, id: &str, refs: &mut Refs, params: &Params) {
+    pub fn remove(&mut self, id: &str) {
         self.to_score.remove(id);
         if let Some(at) = self.due_at.remove(id) {
             self.due.remove(&(at, id.to_string()));
         }
         self.photo_scored.remove(id);
-        refs.fair.remove(id);
-        let Some(old) = self.rows.remove(id) else {
-            return;
-        };
-        self.place(id, &old, false);
-        refs.changes_since_fit += 1;
-        self.after_change(vec![old.gu], refs, params);
+        self.fair.remove(id);
+        if let Some(old) = self.rows.remove(id) {
+            self.place(&old, false);
+        }
     }
 
-    fn after_change(&mut self, touched: Vec<String>, refs: &mut Refs, params: &Params) {
-        for gu in touched {
-            let live = self.groups.gu.get(&gu).and_then(|g| g.cost.median());
-            if moved(live, refs.gu_cost.get(&gu).copied(), params.epsilon) {
-                match live {
-                    Some(v) => refs.gu_cost.insert(gu.clone(), v),
-                    None => refs.gu_cost.remove(&gu),
-                };
-                let ids = self.by_gu.get(&gu).cloned();
-                self.mark_all(ids.as_ref());
-            }
-        }
-        self.maybe_refit(refs, params);
-    }
-
-    /// Refits the model once enough training rows changed (every change while the partition is
-    /// small: at most an eighth of its listings); then each listing whose fair cost under the new
-    /// coefficients is more than ε from the one in effect gets the new one and is rescored.
-    fn maybe_refit(&mut self, refs: &mut Refs, params: &Params) {
-        let n = self.stats.n.max(0) as u64;
-        let every = params.refit_every.min(n / 8).max(1);
-        if refs.changes_since_fit < every {
+    /// Refits the model if its statistics changed since the last fit (once per micro-batch), and
+    /// rescores every listing whose quantized fair cost moved. The fit depends only on the statistics,
+    /// which depend only on the current listings.
+    pub fn refit(&mut self, params: &Params) {
+        if !self.stats_changed {
             return;
         }
-        refs.changes_since_fit = 0;
-        refs.fits += 1;
-        refs.coef = self.stats.fit();
-        let mut moved_ids = Vec::new();
+        self.stats_changed = false;
+        self.fits += 1;
+        self.coef = self.stats.fit();
+        // One pass over the partition: a hash lookup per feature, not an ordered-map search.
+        let coef: HashMap<&str, f64> = self.coef.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let mut moved = Vec::new();
         for (id, row) in &self.rows {
-            let live = predict(&refs.coef, &row.x);
-            if moved(live, refs.fair.get(id).copied(), params.epsilon) {
-                moved_ids.push((id.clone(), live));
+            let live = (!coef.is_empty()).then(|| {
+                quantize(
+                    predict_with(|name| coef.get(name).copied(), &row.x),
+                    params.epsilon,
+                )
+            });
+            if live != self.fair.get(id).copied() {
+                moved.push((id.clone(), live));
             }
         }
-        for (id, live) in moved_ids {
+        for (id, live) in moved {
             match live {
-                Some(v) => refs.fair.insert(id.clone(), v),
-                None => refs.fair.remove(&id),
+                Some(v) => self.fair.insert(id.clone(), v),
+                None => self.fair.remove(&id),
             };
             if self.to_score.insert(id) {
                 self.knock_on += 1;
@@ -283,24 +257,28 @@ impl Live {
         }
     }
 
-    /// The live references, computed from scratch: what the references would be with ε = 0 and a fit
-    /// at every change (the batch answer the property test compares against).
-    pub fn fresh_refs(&self) -> Refs {
-        let coef = self.stats.fit();
-        Refs {
-            gu_cost: self
-                .groups
-                .gu
-                .iter()
-                .filter_map(|(k, g)| g.cost.median().map(|m| (k.clone(), m)))
-                .collect(),
-            fair: self
-                .rows
-                .iter()
-                .filter_map(|(id, r)| predict(&coef, &r.x).map(|v| (id.clone(), v)))
-                .collect(),
-            coef,
-            ..Refs::default()
+    /// The coefficients and fair costs computed from scratch from the rows (the batch answer the
+    /// property test compares against).
+    pub fn fresh_fair(
+        &self,
+        params: &Params,
+    ) -> (std::collections::BTreeMap<String, f64>, FairMap) {
+        let mut stats = Stats::default();
+        for row in self.rows.values() {
+            stats.apply(&row.x, row.y, 1);
         }
+        let coef = stats.fit();
+        let fair = if coef.is_empty() {
+            FairMap::default()
+        } else {
+            self.rows
+                .iter()
+                .map(|(id, r)| {
+                    let v = predict_with(|name| coef.get(name).copied(), &r.x);
+                    (id.clone(), quantize(v, params.epsilon))
+                })
+                .collect()
+        };
+        (coef, fair)
     }
 }

@@ -4,20 +4,18 @@
 //! The score is defined once, in `queries/score.sql`, and run by DataFusion ([`sql`]) on two schedules
 //! over the same columns ([`features`]):
 //! - **incrementally**: each micro-batch scores only the listings whose inputs changed — their own
-//!   fields, or a reference they use: their 구's median monthly cost, their fair cost under the latest
-//!   fit of the fair-rent model ([`model`]), their photo evidence or their age band;
+//!   fields, their fair cost under the fair-rent model ([`model`]) refitted for the batch, their photo
+//!   evidence or their age band ([`live`]);
 //! - **in full**: over every listing of the state — `roomstream rescore --full` and every restore
 //!   publish only what changed; `state dump` and the evaluations read it.
 //!
-//! The references are the part of the state that makes the two agree: a 구's median ([`groups`], exact
-//! under deletions) or a listing's fair cost in effect moves only when its live value has drifted more
-//! than `epsilon` from it, and when it moves every listing that uses it is rescored in the same
-//! micro-batch ([`live`]). So at every flush each listing's score is the SQL applied to its own columns
-//! and the references in effect — which is what the full recompute computes. With `epsilon = 0` and
-//! `refit_every = 1` the references always equal the live values and the incremental scores equal a
-//! from-scratch batch (the property test checks both). Because the references move at input positions,
-//! scores are a function of each partition's input sequence: replays, restarts and instance counts
-//! agree (DESIGN invariant 1).
+//! Every input of the SQL is a function of the partition's current listings: the model is fitted on
+//! exact statistics ([`model`]) and a fair cost is quantized to a grid of step `epsilon`, so it moves
+//! only when the fit moves it across a grid line, and every listing whose input moved is rescored in
+//! the same micro-batch. So after every flush each listing's published score is exactly what a full
+//! recompute from scratch gives (the property test checks it), and because nothing depends on the order
+//! inputs arrived in, replays, restarts and instance counts end in the same scores (DESIGN invariant 1).
+//! Group aggregates ([`groups`]) are kept exact for the API and analytics; no score depends on them.
 
 pub mod eval;
 pub mod features;
@@ -40,22 +38,9 @@ use crate::process::publish::CanonicalListing;
 pub struct Params {
     /// Yearly opportunity cost of the deposit (0.05 = 5 %/year, the seed's).
     pub deposit_rate: f64,
-    /// How far (relatively) a reference — a 구's median, a listing's fair cost — may drift before it
-    /// moves. 0 = exact.
+    /// Grid step, in ln units, of the fair costs scores use (0.05 ≈ 5 %): a refit moves a listing's
+    /// fair cost, and rescores it, only across a grid line. 0 = exact.
     pub epsilon: f64,
-    /// Refit the model after this many changes of its training rows (at most an eighth of the
-    /// partition's listings, so small partitions fit often).
-    pub refit_every: u64,
-}
-
-impl Params {
-    /// What the references depend on: the deposit rate (costs) and ε (how far they may lag).
-    pub fn key(&self) -> String {
-        format!(
-            "deposit_rate={} epsilon={}",
-            self.deposit_rate, self.epsilon
-        )
-    }
 }
 
 impl Default for Params {
@@ -63,34 +48,21 @@ impl Default for Params {
         Params {
             deposit_rate: 0.05,
             epsilon: 0.05,
-            refit_every: 500,
         }
     }
 }
 
-/// The references in effect in one partition: part of its checkpointed state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Refs {
-    /// The parameters they were computed under ([`Params::key`]): a restore under other parameters
-    /// starts again from the live values.
-    pub params: String,
-    /// 시군구 → median monthly cost in effect.
-    pub gu_cost: BTreeMap<String, f64>,
-    /// The fair-rent model's coefficients from its last fit, by feature.
-    pub coef: BTreeMap<String, f64>,
-    /// Canonical id → the fair monthly cost in effect for it (moves when a refit changes it by more
-    /// than ε, or the listing changes).
-    pub fair: BTreeMap<String, f64>,
-    /// Training-row changes since the last fit.
-    pub changes_since_fit: u64,
-    /// Fits so far.
-    pub fits: u64,
-}
+/// Canonical id → fair monthly cost, with the processor's fixed hasher.
+pub type FairMap = std::collections::HashMap<
+    String,
+    f64,
+    std::hash::BuildHasherDefault<crate::process::fingerprint::FixedHasher>,
+>;
 
 /// Components, 0–100; `None` = unknown (and said so in the explanation), never 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Components {
-    /// Monthly cost against the 구's median.
+    /// Monthly cost (50 at 60만원, 100 at half, 0 at twice).
     pub cost: f64,
     /// Fair-rent model's cost minus the asking cost.
     pub value: Option<f64>,
@@ -124,8 +96,6 @@ pub struct Explanation {
     pub monthly_cost: f64,
     /// The yearly rate used for the deposit.
     pub deposit_rate: f64,
-    /// The 구's median monthly cost the cost component compares with.
-    pub gu_median_cost: f64,
     /// The fair-rent model's monthly cost for this listing.
     pub fair_cost: Option<f64>,
     /// This listing's monthly cost per m².
@@ -159,7 +129,7 @@ fn round1(v: f64) -> f64 {
 pub fn input_row(
     l: &CanonicalListing,
     row: &Row,
-    refs: &Refs,
+    fair: Option<f64>,
     now: i64,
     photo_reuse: u32,
 ) -> (InputRow, Option<i64>) {
@@ -171,12 +141,7 @@ pub fn input_row(
         dong: row.dong.clone(),
         monthly_cost: row.monthly_cost,
         cost_m2: row.cost_m2,
-        fair_cost: refs.fair.get(&l.listing_id).copied(),
-        gu_median_cost: refs
-            .gu_cost
-            .get(&row.gu)
-            .copied()
-            .unwrap_or(row.monthly_cost),
+        fair_cost: fair,
         floor_kind,
         floor_level,
         direction: l.direction.clone(),
@@ -217,10 +182,10 @@ pub fn assemble(l: &CanonicalListing, input: &InputRow, out: &OutputRow, params:
     }
     let [price, photos, broker, stale] = out.evidence;
     let mut evidence = Vec::new();
-    if price {
+    if let (true, Some(ratio)) = (price, out.price_ratio) {
         evidence.push(format!(
             "asking cost is {:.0} % of the fair monthly cost",
-            out.price_ratio * 100.0
+            ratio * 100.0
         ));
     }
     if photos {
@@ -259,7 +224,6 @@ pub fn assemble(l: &CanonicalListing, input: &InputRow, out: &OutputRow, params:
         explanation: Explanation {
             monthly_cost: round1(input.monthly_cost),
             deposit_rate: params.deposit_rate,
-            gu_median_cost: round1(input.gu_median_cost),
             fair_cost: input.fair_cost.map(round1),
             cost_m2: input.cost_m2.map(|v| (v * 100.0).round() / 100.0),
             facilities: l

@@ -152,14 +152,16 @@ fn solve(a: &mut [f64], b: &mut [f64], d: usize) -> Vec<f64> {
 /// coefficient — a 동 the model has not seen — contributes nothing, i.e. the 구's level). None
 /// before the first fit.
 pub fn predict(coef: &BTreeMap<String, f64>, x: &[(String, f64)]) -> Option<f64> {
-    if coef.is_empty() {
-        return None;
-    }
+    (!coef.is_empty()).then(|| predict_with(|name| coef.get(name).copied(), x))
+}
+
+/// [`predict`] with any coefficient lookup (the same sum in the same order, so the same bits).
+pub fn predict_with(coef: impl Fn(&str) -> Option<f64>, x: &[(String, f64)]) -> f64 {
     let z: f64 = x
         .iter()
-        .map(|(name, v)| coef.get(name).copied().unwrap_or(0.0) * v)
+        .map(|(name, v)| coef(name).unwrap_or(0.0) * v)
         .sum();
-    Some(z.exp())
+    z.exp()
 }
 
 #[cfg(test)]

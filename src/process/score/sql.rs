@@ -83,8 +83,6 @@ pub struct InputRow {
     pub cost_m2: Option<f64>,
     /// The model's monthly cost.
     pub fair_cost: Option<f64>,
-    /// The 구's median monthly cost in effect.
-    pub gu_median_cost: f64,
     /// Floor kind.
     pub floor_kind: &'static str,
     /// Storey.
@@ -114,8 +112,8 @@ pub struct OutputRow {
     pub total: f64,
     /// Bait risk 0–100.
     pub bait_risk: f64,
-    /// Asking / fair.
-    pub price_ratio: f64,
+    /// Asking / fair (None before the model is fitted).
+    pub price_ratio: Option<f64>,
     /// Evidence flags: price, photos, broker, stale.
     pub evidence: [bool; 4],
 }
@@ -130,7 +128,6 @@ pub fn input_schema() -> SchemaRef {
         f("monthly_cost", DataType::Float64, false),
         f("cost_m2", DataType::Float64, true),
         f("fair_cost", DataType::Float64, true),
-        f("gu_median_cost", DataType::Float64, false),
         f("floor_kind", DataType::Utf8, false),
         f("floor_level", DataType::Int32, true),
         f("direction", DataType::Utf8, true),
@@ -159,9 +156,6 @@ pub fn to_batches(rows: &[InputRow]) -> Vec<RecordBatch> {
                 )),
                 Arc::new(Float64Array::from_iter(c.iter().map(|r| r.cost_m2))),
                 Arc::new(Float64Array::from_iter(c.iter().map(|r| r.fair_cost))),
-                Arc::new(Float64Array::from_iter_values(
-                    c.iter().map(|r| r.gu_median_cost),
-                )),
                 s(&|r| r.floor_kind),
                 Arc::new(Int32Array::from_iter(c.iter().map(|r| r.floor_level))),
                 Arc::new(StringArray::from_iter(
@@ -396,7 +390,7 @@ impl Query {
                     },
                     total: required(total, "total")?,
                     bait_risk: required(bait, "bait_risk")?,
-                    price_ratio: required(ratio, "price_ratio")?,
+                    price_ratio: opt(ratio, i),
                     evidence: ev.map(|a| !a.is_null(i) && a.value(i)),
                 });
             }
@@ -447,7 +441,6 @@ mod tests {
             monthly_cost: cost,
             cost_m2: Some(cost / 20.0),
             fair_cost: Some(60.0),
-            gu_median_cost: 60.0,
             floor_kind: "level",
             floor_level: Some(3),
             direction: Some("S".into()),
@@ -464,7 +457,7 @@ mod tests {
         let q = Query::plan_score("score.sql", SCORE_SQL).expect("plans");
         let a = q.score(&[input("a", 60.0)]).expect("runs");
         assert_eq!(a.len(), 1);
-        assert_eq!(a[0].components.cost, 50.0, "at the median");
+        assert_eq!(a[0].components.cost, 50.0, "at 60만원");
         assert_eq!(a[0].components.value, Some(50.0), "at the fair cost");
         assert_eq!(
             a[0].components.facilities,
