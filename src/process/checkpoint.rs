@@ -16,7 +16,7 @@ use super::engine::PartitionState;
 use crate::config::StoreConfig;
 
 /// Bumped whenever the state's layout changes.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 1;
 
 /// What one checkpoint object holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -649,3 +649,75 @@ async fn rescore_full_publishes_exactly_the_listings_whose_score_changed() {
         "rent grows with area, about as its square root: {area}"
     );
 }
+
+/// Read-time ranking over real scored listings: every listing returned passes the filters, best first;
+/// the seed's `getFilter` parameters select the same listings; weights change the order.
+#[test]
+fn preferences_filter_and_rank_scored_listings() {
+    use roomstream::process::model::Floor;
+    use roomstream::process::score::recommend::{Preferences, Weights};
+    let (engine, _, _) = run(14, 3_000, Params::default(), 500);
+    let listings: Vec<_> = engine
+        .parts
+        .keys()
+        .flat_map(|p| engine.canonical(*p).expect("scores"))
+        .collect();
+    let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let p = Preferences::from_get_filter(&q(&[
+        ("address", "관악구"),
+        ("max_deposit", "1500"),
+        ("max_rent", "55"),
+        ("include_maintenance_fee", "true"),
+        ("floor_options[]", "반지하"),
+    ]))
+    .expect("valid");
+    let ranked = p.rank(&listings);
+    assert!(
+        !ranked.is_empty() && ranked.len() < listings.len(),
+        "{} of {}",
+        ranked.len(),
+        listings.len()
+    );
+    for (l, _) in &ranked {
+        assert_eq!(l.gu.as_deref(), Some("관악구"));
+        assert!(l.deposit <= 1500 && f64::from(l.rent) + l.fee.unwrap_or(0.0) <= 55.0);
+        assert_ne!(l.floor, Floor::SemiBasement);
+    }
+    assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1), "best first");
+    let expected = listings.iter().filter(|l| p.admits(l)).count();
+    assert_eq!(ranked.len(), expected, "every admitted listing is ranked");
+    // Only the floor counts: the best listings are on an upper floor.
+    let floor_only = Preferences {
+        weights: Weights {
+            cost: 0.0,
+            value: 0.0,
+            facilities: 0.0,
+            floor: 1.0,
+            direction: 0.0,
+            broker: 0.0,
+            freshness: 0.0,
+        },
+        ..p.clone()
+    };
+    let top = floor_only.rank(&listings);
+    assert_eq!(top.len(), ranked.len());
+    let best_floor = top[0].0.score.as_ref().and_then(|s| s.components.floor);
+    assert_eq!(
+        best_floor,
+        Some(90.0),
+        "the floor weight alone puts an upper floor first"
+    );
+    assert_ne!(
+        top.iter().map(|(l, _)| &l.listing_id).collect::<Vec<_>>(),
+        ranked
+            .iter()
+            .map(|(l, _)| &l.listing_id)
+            .collect::<Vec<_>>(),
+        "weights change the order"
+    );
+}
