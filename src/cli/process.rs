@@ -232,7 +232,7 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
     );
     let _ = writeln!(
         w,
-        "scored {} listings ({} without a change of their own: a reference they use moved, their photo evidence or age band): {:.3} scored per input",
+        "scored {} listings ({} without a change of their own: their fair cost, photo evidence or age band moved): {:.3} scored per input",
         summary.scored,
         summary.knock_on,
         summary.scored as f64 / summary.inputs.max(1) as f64,

@@ -126,8 +126,8 @@ pub struct Rescored {
 pub struct Flushed {
     /// Listings scored.
     pub scored: u64,
-    /// …of which marked without a change of their own: a reference they use moved, their photo
-    /// evidence or their age band.
+    /// …of which marked without a change of their own: their fair cost, photo evidence or age band
+    /// moved.
     pub knock_on: u64,
     /// Records published (upserts and tombstones).
     pub published: u64,
@@ -473,7 +473,7 @@ impl Engine {
                     && let Some(row) = row_of(part, &id, &self.cfg.score)
                 {
                     // Every live listing has a row from `track`; should one be missing, add it the
-                    // way an input would (moving the references it affects) rather than lose it.
+                    // way an input would rather than lose it.
                     tracing::warn!(listing = %id, "scored without a tracked row; adding it");
                     part.live.upsert(&id, row, &self.cfg.score);
                 }

@@ -3,8 +3,8 @@
 //! `roomstream_process_events_total{outcome}` (new, changed, unchanged, removed, relisted, sweep),
 //! `roomstream_process_changed_fields_total{field}`, `roomstream_process_published_total{kind}`
 //! (upsert, tombstone, suppressed), `roomstream_process_dlq_total{reason}`, merges, splits,
-//! `roomstream_process_scored_total{cause}` (own: the listing changed; knock_on: a reference it uses
-//! moved),
+//! `roomstream_process_scored_total{cause}` (own: the listing changed; knock_on: its fair cost, photo
+//! evidence or age band moved),
 //! `roomstream_process_consumer_lag{topic,partition}` and `roomstream_process_checkpoint_age_seconds`.
 
 use std::collections::BTreeMap;

@@ -68,7 +68,7 @@ pub struct RunSummary {
     pub partitions: Vec<i32>,
     /// Listings scored (incrementally and in full).
     pub scored: u64,
-    /// …of which because a reference they use moved.
+    /// …of which without a change of their own (fair cost, photo evidence or age band moved).
     pub knock_on: u64,
     /// Partition → (changed, total) of its last full rescore in this run.
     pub rescored: BTreeMap<i32, (u64, u64)>,
