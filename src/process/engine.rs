@@ -16,8 +16,9 @@ use super::metrics::Metrics;
 use super::model::SourceKey;
 use super::normalize;
 pub use super::partition::{Part, PartitionState, PendingSweep};
-use super::partition::{release, relink, row_of, track, version, view};
+use super::partition::{fresh_since, release, relink, track, version, view};
 use super::publish::CanonicalListing;
+use super::score::features::Row;
 use super::score::sql::{InputRow, Query, SCORE_SQL, SqlError};
 use super::score::{self, Params};
 use super::verify::BrokerTable;
@@ -231,7 +232,7 @@ impl Engine {
                     relink(part, &skey, cfg.merge_threshold, &self.metrics);
                 }
                 release(part, &cfg, false, &self.metrics);
-                track(part, &cfg.score);
+                track(part);
                 return;
             }
         }
@@ -298,7 +299,7 @@ impl Engine {
             .observed_until
             .max(obs.observed_at.unix_timestamp());
         release(part, &cfg, false, &self.metrics);
-        track(part, &cfg.score);
+        track(part);
     }
 
     /// Applies one record of `sweeps.v1`.
@@ -351,7 +352,7 @@ impl Engine {
             platform: marker.platform,
         });
         release(part, &cfg, false, &self.metrics);
-        track(part, &cfg.score);
+        track(part);
     }
 
     /// Applies every sweep marker still waiting in a partition (its observations are read to their
@@ -362,7 +363,7 @@ impl Engine {
             return;
         };
         if release(part, &cfg, true, &self.metrics) {
-            track(part, &cfg.score);
+            track(part);
         }
     }
 
@@ -397,7 +398,7 @@ impl Engine {
                 .filter_map(|k| part.state.clusters.of.get(k).cloned())
                 .collect();
             part.dirty.extend(ids);
-            track(part, &self.cfg.score);
+            track(part);
         }
     }
 
@@ -446,40 +447,54 @@ impl Engine {
                 continue;
             }
             done.knock_on += knock_on;
+            let version = version(part, self.brokers_next);
             for id in std::mem::take(&mut part.gone) {
-                if !part.state.clusters.members.contains_key(&id)
-                    && part.state.published.remove(&id).is_some()
-                {
-                    self.metrics.published("tombstone");
-                    done.published += 1;
-                    out.push(Output::Listing {
-                        key: id,
-                        value: None,
-                    });
+                if part.state.clusters.members.contains_key(&id) {
+                    continue; // ended, then formed again within the batch: scored below
                 }
+                done.published += end(part, id, &self.metrics, out);
             }
+            // Each listing of the batch built once; its row enters the statistics. A full rescore
+            // rebuilds the scoring state from every listing instead.
+            let mut views: BTreeMap<String, CanonicalListing> = BTreeMap::new();
             if std::mem::take(&mut part.rescore) {
-                let all: Vec<String> = part.state.clusters.members.keys().cloned().collect();
-                full.insert(p, all.len() as u64);
-                part.live.to_score.extend(all);
+                let ids: Vec<String> = part.state.clusters.members.keys().cloned().collect();
+                full.insert(p, ids.len() as u64);
+                let mut rows = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(l) =
+                        view(part, &self.brokers, &id, version, self.cfg.merge_threshold)
+                    {
+                        let since = fresh_since(part, &id);
+                        rows.push((id.clone(), Row::of(&l, since, self.cfg.score.deposit_rate)));
+                        views.insert(id, l);
+                    }
+                }
+                part.live.rebuild(rows, &self.cfg.score);
+            }
+            for id in std::mem::take(&mut part.live.to_score) {
+                match view(part, &self.brokers, &id, version, self.cfg.merge_threshold) {
+                    Some(l) => {
+                        let row = Row::of(&l, fresh_since(part, &id), self.cfg.score.deposit_rate);
+                        part.live.upsert(&id, row, &self.cfg.score);
+                        views.insert(id, l);
+                    }
+                    None => done.published += end(part, id, &self.metrics, out),
+                }
             }
             // The model refitted for this batch: listings whose fair cost moved join it.
             part.live.refit(&self.cfg.score);
-            let knock_on = std::mem::take(&mut part.live.knock_on);
-            done.knock_on += knock_on;
-            let version = version(part, self.brokers_next);
+            done.knock_on += std::mem::take(&mut part.live.knock_on);
             for id in std::mem::take(&mut part.live.to_score) {
-                if !part.live.rows.contains_key(&id)
-                    && let Some(row) = row_of(part, &id, &self.cfg.score)
+                if !views.contains_key(&id)
+                    && let Some(l) =
+                        view(part, &self.brokers, &id, version, self.cfg.merge_threshold)
                 {
-                    // Every live listing has a row from `track`; should one be missing, add it the
-                    // way an input would rather than lose it.
-                    tracing::warn!(listing = %id, "scored without a tracked row; adding it");
-                    part.live.upsert(&id, row, &self.cfg.score);
+                    views.insert(id, l);
                 }
-                if let Some((listing, input, next, photos)) =
-                    score_input(part, &self.brokers, &self.cfg, &id, version)
-                {
+            }
+            for (id, listing) in views {
+                if let Some((input, next, photos)) = input_for(part, &listing) {
                     part.live.schedule(&id, next);
                     part.live.remember_photos(&id, photos);
                     batch.push((p, listing));
@@ -549,9 +564,11 @@ impl Engine {
         let version = version(part, self.brokers_next);
         let (mut batch, mut inputs) = (Vec::new(), Vec::new());
         for id in part.state.clusters.members.keys() {
-            if let Some((listing, input, _, _)) =
-                score_input(part, &self.brokers, &self.cfg, id, version)
-            {
+            let Some(listing) = view(part, &self.brokers, id, version, self.cfg.merge_threshold)
+            else {
+                continue;
+            };
+            if let Some((input, _, _)) = input_for(part, &listing) {
                 batch.push((partition, listing));
                 inputs.push(input);
             }
@@ -564,25 +581,34 @@ impl Engine {
     }
 }
 
-/// A live listing's view and `score_input` row, when its age band next moves, and its photo reuse.
-fn score_input(
-    part: &Part,
-    brokers: &BrokerTable,
-    cfg: &EngineConfig,
-    id: &str,
-    version: super::publish::Version,
-) -> Option<(CanonicalListing, InputRow, Option<i64>, u32)> {
-    let listing = view(part, brokers, id, version, cfg.merge_threshold)?;
+/// A listing that no longer exists leaves scoring, and gets a tombstone if it was published.
+/// Returns the records produced (0 or 1).
+fn end(part: &mut Part, id: String, metrics: &Metrics, out: &mut Vec<Output>) -> u64 {
+    part.live.remove(&id);
+    if part.state.published.remove(&id).is_none() {
+        return 0;
+    }
+    metrics.published("tombstone");
+    out.push(Output::Listing {
+        key: id,
+        value: None,
+    });
+    1
+}
+
+/// A built listing's `score_input` row, when its age band next moves, and its photo reuse.
+fn input_for(part: &Part, listing: &CanonicalListing) -> Option<(InputRow, Option<i64>, u32)> {
+    let id = &listing.listing_id;
     let row = part.live.rows.get(id)?;
     let photos = part.live.photo_count(&row.members);
     let (input, next) = score::input_row(
-        &listing,
+        listing,
         row,
         part.live.fair.get(id).copied(),
         part.state.observed_until,
         photos,
     );
-    Some((listing, input, next, photos))
+    Some((input, next, photos))
 }
 
 /// (reason, detail) of an input that cannot be read.

@@ -122,7 +122,7 @@ impl Part {
 
 /// When a listing was posted or last changed: the latest over its members of (posted, else first
 /// seen) and their last price change.
-fn fresh_since(part: &Part, id: &str) -> i64 {
+pub(super) fn fresh_since(part: &Part, id: &str) -> i64 {
     part.state
         .clusters
         .members
@@ -151,9 +151,11 @@ pub(super) fn row_of(part: &Part, id: &str, params: &Params) -> Option<Row> {
     Some(Row::of(&l, fresh_since(part, id), params.deposit_rate))
 }
 
-/// Hands what the input just applied changed to scoring: photos of re-linked source listings, rows of
-/// touched canonical listings, ended ones, and age bands that moved.
-pub(super) fn track(part: &mut Part, params: &Params) {
+/// Hands what the input just applied changed to scoring: the photos of re-linked source listings,
+/// the canonical listings it touched or ended (scored, or tombstoned, at the next flush, which also
+/// brings their rows into the statistics), and the age bands that moved. No view is built here: a
+/// listing touched by many inputs of a micro-batch is built once, at the flush.
+pub(super) fn track(part: &mut Part) {
     for key in std::mem::take(&mut part.touched_sources) {
         let image = part
             .state
@@ -174,19 +176,10 @@ pub(super) fn track(part: &mut Part, params: &Params) {
         if part.state.clusters.members.contains_key(&id) {
             part.dirty.insert(id);
         } else {
-            part.live.remove(&id);
             part.gone.insert(id);
         }
     }
-    for id in std::mem::take(&mut part.dirty) {
-        match row_of(part, &id, params) {
-            Some(row) => part.live.upsert(&id, row, params),
-            None => {
-                part.live.remove(&id);
-                part.gone.insert(id);
-            }
-        }
-    }
+    part.live.to_score.extend(std::mem::take(&mut part.dirty));
     part.live.advance(part.state.observed_until);
 }
 
