@@ -76,6 +76,9 @@ pub struct Config {
     /// Scoring (part of the processor).
     #[serde(default)]
     pub score: ScoreConfig,
+    /// The sinks (`roomstream sink mysql|s3|redshift`).
+    #[serde(default)]
+    pub sink: SinkConfig,
 }
 
 /// `[kafka]`
@@ -105,9 +108,17 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// Connection URL (`mysql://…`, `sqlite://…`, `postgres://…`). Put passwords in the environment
-    /// variable, never in a profile file.
+    /// Connection URL (`mysql://…`, `sqlite://…`, `postgres://…`) of the sink, which owns the schema.
+    /// Put passwords in the environment variable, never in a profile file.
     pub url: String,
+    /// A read-only user the migrations create (and grant `SELECT` on the schema) for the API; empty
+    /// for none. Its password comes from `reader_password`.
+    #[serde(default)]
+    pub reader_user: String,
+    /// The read-only user's password: set it with `ROOMSTREAM_MYSQL_READER_PASSWORD` (or
+    /// `ROOMSTREAM_POSTGRES_READER_PASSWORD`), never in a file.
+    #[serde(default)]
+    pub reader_password: String,
 }
 
 /// `[store]`
@@ -231,6 +242,41 @@ pub struct ScoreConfig {
     /// built-in one. To change the formula: stop the processors, set this, run `roomstream rescore
     /// --full`, start the processors with it.
     pub queries: String,
+}
+
+/// `[sink]`: how the sinks batch and when the S3 sink writes snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkConfig {
+    /// Records per batch: one transaction (MySQL, PostgreSQL) or one set of files (S3) (≥ 1)…
+    pub batch_rows: usize,
+    /// …or this long after its first record arrived, whichever comes first.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// MySQL: the group statistics of regions that changed are recomputed at most this often.
+    #[serde(with = "humantime_serde")]
+    pub stats_interval: Duration,
+    /// S3: a full snapshot (`snapshots/epoch=<n>/`) at least this often when listings changed, and
+    /// whenever a run with `--exit-when-idle` ends.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
+    /// S3: also archive `observed.v1` and `sweeps.v1` (the raw zone) and `dlq.v1` as Parquet.
+    pub archive: bool,
+    /// PostgreSQL: the schema of the staging and analytics tables.
+    pub redshift_schema: String,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            batch_rows: 5000,
+            linger: Duration::from_millis(500),
+            stats_interval: Duration::from_secs(5),
+            snapshot_interval: Duration::from_secs(600),
+            archive: true,
+            redshift_schema: "roomstream".into(),
+        }
+    }
 }
 
 impl Default for ScoreConfig {
@@ -555,6 +601,42 @@ impl Config {
         if sc.batch_rows == 0 {
             return Err(invalid("score.batch_rows", "0", "must be ≥ 1"));
         }
+        let sk = &self.sink;
+        if sk.batch_rows == 0 || sk.batch_rows > 100_000 {
+            return Err(invalid(
+                "sink.batch_rows",
+                &sk.batch_rows.to_string(),
+                "between 1 and 100000",
+            ));
+        }
+        if sk.snapshot_interval.is_zero() {
+            return Err(invalid("sink.snapshot_interval", "0s", "must be > 0"));
+        }
+        let ident = |v: &str| {
+            !v.is_empty()
+                && v.len() <= 63
+                && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && !v.starts_with(|c: char| c.is_ascii_digit())
+        };
+        if !ident(&sk.redshift_schema) {
+            return Err(invalid(
+                "sink.redshift_schema",
+                &sk.redshift_schema,
+                "a lower-case SQL identifier (a-z, 0-9, _)",
+            ));
+        }
+        for (key, db) in [("mysql.reader_user", &self.mysql), ("postgres.reader_user", &self.postgres)] {
+            if !db.reader_user.is_empty() && !ident(&db.reader_user) {
+                return Err(invalid(key, &db.reader_user, "a lower-case SQL identifier (a-z, 0-9, _)"));
+            }
+            if !db.reader_user.is_empty() && db.reader_password.is_empty() {
+                return Err(invalid(
+                    key,
+                    &db.reader_user,
+                    "needs a password: set ROOMSTREAM_MYSQL_READER_PASSWORD / ROOMSTREAM_POSTGRES_READER_PASSWORD",
+                ));
+            }
+        }
         if !sc.queries.is_empty()
             && !std::path::Path::new(&sc.queries)
                 .join("score.sql")
@@ -574,6 +656,11 @@ impl Config {
         let mut shown = self.clone();
         shown.mysql.url = mask_url(&shown.mysql.url);
         shown.postgres.url = mask_url(&shown.postgres.url);
+        for db in [&mut shown.mysql, &mut shown.postgres] {
+            if !db.reader_password.is_empty() {
+                db.reader_password = "****".into();
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::config::KafkaConfig;
@@ -58,8 +59,14 @@ pub struct Delivered {
 pub trait EventSink {
     /// Queues one record; returns once it is queued, not delivered.
     fn send(&mut self, topic: TopicKind, key: &str, value: &[u8]) -> Result<(), ProduceError>;
-    /// Queues a tombstone (a record with no value) for a compacted topic.
-    fn tombstone(&mut self, topic: TopicKind, key: &str) -> Result<(), ProduceError>;
+    /// Queues a tombstone (a record with no value) for a compacted topic, with headers (name, value)
+    /// saying what the missing value cannot (e.g. the version of the deletion).
+    fn tombstone(
+        &mut self,
+        topic: TopicKind,
+        key: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(), ProduceError>;
     /// Waits until every queued record is acknowledged; fails if any was not.
     fn finish(&mut self) -> Result<Delivered, ProduceError>;
 }
@@ -157,7 +164,7 @@ impl KafkaSink {
         key: &str,
         value: &[u8],
     ) -> Result<(), ProduceError> {
-        self.enqueue_at(topic, Some(partition), key, Some(value))
+        self.enqueue_at(topic, Some(partition), key, Some(value), &[])
     }
 
     fn enqueue(
@@ -166,7 +173,7 @@ impl KafkaSink {
         key: &str,
         value: Option<&[u8]>,
     ) -> Result<(), ProduceError> {
-        self.enqueue_at(topic, None, key, value)
+        self.enqueue_at(topic, None, key, value, &[])
     }
 
     fn enqueue_at(
@@ -175,9 +182,20 @@ impl KafkaSink {
         partition: Option<i32>,
         key: &str,
         value: Option<&[u8]>,
+        headers: &[(&str, &str)],
     ) -> Result<(), ProduceError> {
         let name = &self.names[topic as usize];
         let mut record = BaseRecord::to(name).key(key);
+        if !headers.is_empty() {
+            let mut h = OwnedHeaders::new_with_capacity(headers.len());
+            for (k, v) in headers {
+                h = h.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            record = record.headers(h);
+        }
         if let Some(p) = partition {
             record = record.partition(p);
         }
@@ -211,8 +229,13 @@ impl EventSink for KafkaSink {
         self.enqueue(topic, key, Some(value))
     }
 
-    fn tombstone(&mut self, topic: TopicKind, key: &str) -> Result<(), ProduceError> {
-        self.enqueue(topic, key, None)
+    fn tombstone(
+        &mut self,
+        topic: TopicKind,
+        key: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(), ProduceError> {
+        self.enqueue_at(topic, None, key, None, headers)
     }
 
     fn finish(&mut self) -> Result<Delivered, ProduceError> {
@@ -274,8 +297,13 @@ impl EventSink for MemorySink {
         Ok(())
     }
 
-    /// Recorded with an empty value.
-    fn tombstone(&mut self, topic: TopicKind, key: &str) -> Result<(), ProduceError> {
+    /// Recorded with an empty value (headers dropped).
+    fn tombstone(
+        &mut self,
+        topic: TopicKind,
+        key: &str,
+        _headers: &[(&str, &str)],
+    ) -> Result<(), ProduceError> {
         self.records.push((topic, key.to_string(), Vec::new()));
         Ok(())
     }

@@ -5,7 +5,8 @@
 //! roomstream [--config FILE] config check
 //! roomstream [--config FILE] topics apply|check
 //! roomstream [--config FILE] crawl zigbang|dabang|vworld|fixtures|synthetic|calibrate …
-//! roomstream [--config FILE] process [--exit-when-idle] | replay
+//! roomstream [--config FILE] process [--exit-when-idle] | replay [--from-archive] | run
+//! roomstream [--config FILE] sink mysql|s3|redshift [--exit-when-idle] [--replay] · status
 //! roomstream [--config FILE] state hash|dump · eval dedup --truth FILE · dlq replay
 //! roomstream [--config FILE] bench process
 //! ```
@@ -17,6 +18,7 @@
 
 mod process;
 mod score;
+mod sink;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,8 +60,20 @@ enum Command {
     Crawl(CrawlCommand),
     /// Run the processor: observed + sweeps + brokers → listings (one consumer group).
     Process(process::ProcessArgs),
-    /// Rebuild the state from the earliest offsets under a fresh group; publish only what differs.
-    Replay,
+    /// Rebuild the state from the earliest offsets under a fresh group (or from the S3 raw zone);
+    /// publish only what differs.
+    Replay {
+        /// Read `observed.v1` and `sweeps.v1` from the S3 sink's archive (history beyond the topics'
+        /// retention), then continue from the topics where the archive ends.
+        #[arg(long)]
+        from_archive: bool,
+    },
+    /// Run a sink: `listings.v1` (and, for s3, the raw topics and the DLQ) into its destination.
+    Sink(sink::SinkArgs),
+    /// Each sink's durable position (its epoch), lag and last commit.
+    Status(sink::StatusArgs),
+    /// The processor and every sink in one process.
+    Run(sink::RunArgs),
     /// Score every listing again with the current `queries/score.sql` and publish only those whose
     /// score changed; prints `changed: N of M`.
     Rescore {
@@ -213,7 +227,13 @@ impl Cli {
             }
             Command::Crawl(crawl) => run_crawl(&cfg, crawl).await,
             Command::Process(args) => process::run(&cfg, args, false).await,
-            Command::Replay => process::run(&cfg, process::ProcessArgs::replay(), true).await,
+            Command::Replay { from_archive: false } => {
+                process::run(&cfg, process::ProcessArgs::replay(), true).await
+            }
+            Command::Replay { from_archive: true } => sink::replay_from_archive(&cfg).await,
+            Command::Sink(args) => sink::sink(&cfg, args).await,
+            Command::Status(args) => sink::status(&cfg, args).await,
+            Command::Run(args) => sink::run_all(&cfg, args).await,
             Command::Rescore { full } => {
                 if !full {
                     anyhow::bail!(

@@ -37,6 +37,14 @@ pub struct ProcessArgs {
 }
 
 impl ProcessArgs {
+    /// A live run without a progress bar (`roomstream run`, `replay --from-archive`).
+    pub fn live(exit_when_idle: bool) -> Self {
+        ProcessArgs {
+            exit_when_idle,
+            progress: false,
+        }
+    }
+
     /// What `roomstream replay` runs with.
     pub fn replay() -> Self {
         ProcessArgs {

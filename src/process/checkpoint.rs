@@ -73,51 +73,13 @@ pub struct CheckpointStore {
     prefix: ObjectPath,
 }
 
-/// Opens the object store named by `[store]`.
-pub fn open_store(
-    cfg: &StoreConfig,
-) -> Result<(Arc<dyn ObjectStore>, ObjectPath), CheckpointError> {
-    let bad = |reason: String| CheckpointError::Config {
-        url: cfg.url.clone(),
-        reason,
-    };
-    let url = url::Url::parse(&cfg.url).map_err(|e| bad(e.to_string()))?;
-    match url.scheme() {
-        "s3" => {
-            let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
-            let mut b = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
-            if !cfg.endpoint.is_empty() {
-                b = b
-                    .with_endpoint(&cfg.endpoint)
-                    .with_allow_http(cfg.endpoint.starts_with("http://"));
-            }
-            let store = b.build().map_err(|e| bad(e.to_string()))?;
-            Ok((
-                Arc::new(store),
-                ObjectPath::from(url.path().trim_matches('/')),
-            ))
-        }
-        "file" => {
-            let dir = url
-                .to_file_path()
-                .map_err(|_| bad("not a local path".into()))?;
-            std::fs::create_dir_all(&dir).map_err(|e| bad(e.to_string()))?;
-            let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                .map_err(|e| bad(e.to_string()))?;
-            Ok((Arc::new(store), ObjectPath::from("")))
-        }
-        other => Err(bad(format!(
-            "scheme `{other}` is not supported (use s3:// or file://)"
-        ))),
-    }
-}
-
 impl CheckpointStore {
     /// The checkpoints of `namespace` in the configured store.
     pub fn open(cfg: &StoreConfig, namespace: &str) -> Result<Self, CheckpointError> {
-        let (store, base) = open_store(cfg)?;
+        let (store, base) = crate::store::open(cfg).map_err(|e| CheckpointError::Config {
+            url: e.url,
+            reason: e.reason,
+        })?;
         let prefix = base.clone().join("checkpoints").join(namespace);
         Ok(CheckpointStore { store, prefix })
     }

@@ -75,9 +75,22 @@ pub enum Output {
         key: String,
         /// JSON, or None for a tombstone.
         value: Option<Vec<u8>>,
+        /// For a tombstone, which carries no value: its version clock and 시군구 code (when known),
+        /// sent as the record headers [`crate::topics::HEADER_CLOCK`] and
+        /// [`crate::topics::HEADER_REGION`] so sinks can guard and place the deletion.
+        ended: Option<Ended>,
     },
     /// `dlq.v1`.
     Dlq(Box<DlqEvent>),
+}
+
+/// What a tombstone says besides its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The partition's version clock when the listing ended.
+    pub clock: i64,
+    /// The listing's 시군구 code, if this instance still knew it.
+    pub region: Option<String>,
 }
 
 /// Where an input came from.
@@ -452,7 +465,7 @@ impl Engine {
                 if part.state.clusters.members.contains_key(&id) {
                     continue; // ended, then formed again within the batch: scored below
                 }
-                done.published += end(part, id, &self.metrics, out);
+                done.published += end(part, id, version.clock, &self.metrics, out);
             }
             // Each listing of the batch built once; its row enters the statistics. A full rescore
             // rebuilds the scoring state from every listing instead.
@@ -479,7 +492,7 @@ impl Engine {
                         part.live.upsert(&id, row, &self.cfg.score);
                         views.insert(id, l);
                     }
-                    None => done.published += end(part, id, &self.metrics, out),
+                    None => done.published += end(part, id, version.clock, &self.metrics, out),
                 }
             }
             // The model refitted for this batch: listings whose fair cost moved join it.
@@ -523,6 +536,7 @@ impl Engine {
             out.push(Output::Listing {
                 key: listing.listing_id.clone(),
                 value: serde_json::to_vec(&listing).ok(),
+                ended: None,
             });
         }
         for (p, total) in full {
@@ -583,8 +597,8 @@ impl Engine {
 
 /// A listing that no longer exists leaves scoring, and gets a tombstone if it was published.
 /// Returns the records produced (0 or 1).
-fn end(part: &mut Part, id: String, metrics: &Metrics, out: &mut Vec<Output>) -> u64 {
-    part.live.remove(&id);
+fn end(part: &mut Part, id: String, clock: i64, metrics: &Metrics, out: &mut Vec<Output>) -> u64 {
+    let region = part.live.remove(&id);
     if part.state.published.remove(&id).is_none() {
         return 0;
     }
@@ -592,6 +606,7 @@ fn end(part: &mut Part, id: String, metrics: &Metrics, out: &mut Vec<Output>) ->
     out.push(Output::Listing {
         key: id,
         value: None,
+        ended: Some(Ended { clock, region }),
     });
     1
 }

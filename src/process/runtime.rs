@@ -37,7 +37,7 @@ pub use super::readers::load_registry;
 use super::readers::{held_listings, position, read_registry, registry_consumer};
 use crate::config::Config;
 use crate::kafka::{EventSink, KafkaSink, client_config};
-use crate::topics::TopicKind;
+use crate::topics::{HEADER_CLOCK, HEADER_REGION, TopicKind};
 
 /// How `roomstream process` / `replay` run.
 #[derive(Debug, Clone, Default)]
@@ -302,11 +302,22 @@ impl Shared {
     fn emit(&mut self, outputs: Vec<Output>) -> Result<(), ProcessError> {
         for o in outputs {
             match o {
-                Output::Listing { key, value } => {
+                Output::Listing { key, value, ended } => {
                     self.summary.published += 1;
-                    match value {
-                        Some(v) => self.producer.send(TopicKind::Listings, &key, &v)?,
-                        None => self.producer.tombstone(TopicKind::Listings, &key)?,
+                    match (value, ended) {
+                        (Some(v), _) => self.producer.send(TopicKind::Listings, &key, &v)?,
+                        (None, ended) => {
+                            let clock = ended.as_ref().map(|e| e.clock.to_string());
+                            let mut headers = Vec::new();
+                            if let Some(c) = &clock {
+                                headers.push((HEADER_CLOCK, c.as_str()));
+                            }
+                            if let Some(r) = ended.as_ref().and_then(|e| e.region.as_deref()) {
+                                headers.push((HEADER_REGION, r));
+                            }
+                            self.producer
+                                .tombstone(TopicKind::Listings, &key, &headers)?
+                        }
                     }
                 }
                 Output::Dlq(event) => {

@@ -18,6 +18,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Header of a `listings.v1` tombstone: the version clock of the deletion (decimal), so sinks guard a
+/// deletion as they guard an upsert (`version.clock` of the value).
+pub const HEADER_CLOCK: &str = "roomstream.clock";
+/// Header of a `listings.v1` tombstone: the listing's 5-digit 시군구 code, when the processor knew it.
+pub const HEADER_REGION: &str = "roomstream.region";
+
 /// The five topics, in flow order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TopicKind {

@@ -14,4 +14,5 @@ mod crawl_vworld;
 mod crawl_zigbang;
 mod process;
 mod score;
+mod sink;
 mod topics;

@@ -172,7 +172,7 @@ fn engine(params: Params) -> Engine {
 /// Keeps the last published score of every listing.
 fn absorb(out: &mut Vec<Output>, published: &mut BTreeMap<String, Score>) {
     for o in out.drain(..) {
-        if let Output::Listing { key, value } = o {
+        if let Output::Listing { key, value, .. } = o {
             match value {
                 Some(v) => {
                     let l: roomstream::process::publish::CanonicalListing =

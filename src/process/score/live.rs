@@ -125,16 +125,17 @@ impl Live {
     }
 
     /// A listing that ended.
-    pub fn remove(&mut self, id: &str) {
+    /// Forgets a listing; returns its 시군구 code if it had a row.
+    pub fn remove(&mut self, id: &str) -> Option<String> {
         self.to_score.remove(id);
         if let Some(at) = self.due_at.remove(id) {
             self.due.remove(&(at, id.to_string()));
         }
         self.photo_scored.remove(id);
         self.fair.remove(id);
-        if let Some(old) = self.rows.remove(id) {
-            self.place(&old, false);
-        }
+        let old = self.rows.remove(id)?;
+        self.place(&old, false);
+        Some(old.gu)
     }
 
     /// Refits the model if its statistics changed since the last fit (once per micro-batch), and

@@ -1,0 +1,149 @@
+-- The production (serving) schema the API reads. Written only by `roomstream sink mysql`.
+-- Every listing row carries its version: (version_clock, source_offset) of the listings.v1 record that
+-- wrote it; a row changes only when a newer version arrives. utf8mb4_bin: titles hold any character and
+-- ids compare byte-wise, as in Rust.
+
+CREATE TABLE listings (
+  listing_id          VARCHAR(40)  NOT NULL,
+  region_code         CHAR(5)      NOT NULL,
+  gu                  VARCHAR(40)  NULL,
+  dong                VARCHAR(40)  NULL,
+  bjd_code            CHAR(10)     NULL,
+  lease               VARCHAR(10)  NOT NULL,
+  deposit             INT          NOT NULL,
+  rent                INT          NOT NULL,
+  fee                 DOUBLE       NULL,
+  rent_with_fee       DOUBLE       NOT NULL,
+  monthly_cost        DOUBLE       NULL,
+  area_m2             DOUBLE       NULL,
+  area_pyeong         DOUBLE       NULL,
+  floor_kind          VARCHAR(16)  NOT NULL,
+  floor_level         SMALLINT     NULL,
+  floor_band          VARCHAR(8)   NULL,
+  building_floors     SMALLINT     NULL,
+  layout              VARCHAR(24)  NOT NULL,
+  building            VARCHAR(24)  NOT NULL,
+  direction           VARCHAR(8)   NULL,
+  lat                 DOUBLE       NULL,
+  lng                 DOUBLE       NULL,
+  facility_mask       INT          NOT NULL,
+  subway_m            INT          NULL,
+  convenience_store_m INT          NULL,
+  cafe_m              INT          NULL,
+  mart_m              INT          NULL,
+  restaurant_m        INT          NULL,
+  hospital_m          INT          NULL,
+  facilities          TEXT         NOT NULL,
+  platform_mask       TINYINT      NOT NULL,
+  title               TEXT         NOT NULL,
+  image_url           TEXT         NULL,
+  first_seen          BIGINT       NOT NULL,
+  posted_at           VARCHAR(40)  NULL,
+  updated_at          VARCHAR(40)  NULL,
+  broker_status       VARCHAR(12)  NOT NULL,
+  broker_verified     BOOLEAN      NOT NULL,
+  broker_registration VARCHAR(64)  NULL,
+  broker_person       VARCHAR(64)  NULL,
+  broker_office       VARCHAR(200) NULL,
+  broker_reason       TEXT         NOT NULL,
+  score_total         DOUBLE       NOT NULL,
+  score_cost          DOUBLE       NULL,
+  score_value         DOUBLE       NULL,
+  score_facilities    DOUBLE       NULL,
+  score_floor         DOUBLE       NULL,
+  score_direction     DOUBLE       NULL,
+  score_broker        DOUBLE       NULL,
+  score_freshness     DOUBLE       NULL,
+  bait_risk           DOUBLE       NOT NULL,
+  bait_warning        BOOLEAN      NOT NULL,
+  score_explanation   MEDIUMTEXT   NOT NULL,
+  merge_explanation   MEDIUMTEXT   NOT NULL,
+  version_clock       BIGINT       NOT NULL,
+  source_partition    INT          NOT NULL,
+  source_offset       BIGINT       NOT NULL,
+  value_sha256        CHAR(64)     NOT NULL,
+  PRIMARY KEY (listing_id),
+  -- Sorts (keyset pagination: the sort key, then the id), overall and within a 구.
+  KEY listings_score        (score_total, listing_id),
+  KEY listings_cost         (monthly_cost, listing_id),
+  KEY listings_newest       (first_seen, listing_id),
+  KEY listings_area         (area_m2, listing_id),
+  KEY listings_region_score (region_code, score_total, listing_id),
+  KEY listings_region_cost  (region_code, monthly_cost, listing_id),
+  -- Filters that narrow well on their own.
+  KEY listings_dong         (bjd_code, score_total),
+  KEY listings_rent         (rent, deposit),
+  KEY listings_rent_fee     (rent_with_fee, deposit),
+  KEY listings_deposit      (deposit)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Every source listing (platform page) merged into a canonical listing, with its link.
+CREATE TABLE listing_members (
+  listing_id        VARCHAR(40)  NOT NULL,
+  platform          VARCHAR(16)  NOT NULL,
+  source_listing_id VARCHAR(64)  NOT NULL,
+  source            VARCHAR(16)  NOT NULL,
+  url               TEXT         NOT NULL,
+  deposit           INT          NOT NULL,
+  rent              INT          NOT NULL,
+  fee               DOUBLE       NULL,
+  title             TEXT         NOT NULL,
+  first_seen_at     VARCHAR(40)  NOT NULL,
+  PRIMARY KEY (listing_id, platform, source_listing_id),
+  KEY members_source (platform, source_listing_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- The price history of a listing's leading member, oldest first.
+CREATE TABLE listing_prices (
+  listing_id VARCHAR(40) NOT NULL,
+  seq        INT         NOT NULL,
+  from_at    VARCHAR(40) NOT NULL,
+  deposit    INT         NOT NULL,
+  rent       INT         NOT NULL,
+  fee        DOUBLE      NULL,
+  PRIMARY KEY (listing_id, seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- The version guard: the newest version applied per listing, kept after a deletion (live = 0) so
+-- that an older upsert delivered after the tombstone cannot bring the listing back.
+CREATE TABLE listing_versions (
+  listing_id       VARCHAR(40) NOT NULL,
+  version_clock    BIGINT      NOT NULL,
+  source_partition INT         NOT NULL,
+  source_offset    BIGINT      NOT NULL,
+  live             BOOLEAN     NOT NULL,
+  PRIMARY KEY (listing_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Group statistics per 구 (dong_code = '') and per 법정동, recomputed from `listings` for the regions
+-- a batch touched (at most every sink.stats_interval).
+CREATE TABLE region_stats (
+  region_code         CHAR(5)     NOT NULL,
+  dong_code           VARCHAR(10) NOT NULL,
+  gu                  VARCHAR(40) NULL,
+  dong                VARCHAR(40) NULL,
+  listings            INT         NOT NULL,
+  median_deposit      DOUBLE      NULL,
+  median_rent         DOUBLE      NULL,
+  median_rent_with_fee DOUBLE     NULL,
+  median_monthly_cost DOUBLE      NULL,
+  median_area_m2      DOUBLE      NULL,
+  median_cost_m2      DOUBLE      NULL,
+  verified_share      DOUBLE      NULL,
+  bait_share          DOUBLE      NULL,
+  cross_listed        INT         NOT NULL,
+  zigbang             INT         NOT NULL,
+  dabang              INT         NOT NULL,
+  PRIMARY KEY (region_code, dong_code)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Each sink's progress in this database: the next offset of each input partition it has made durable,
+-- committed in the same transaction as the rows (the epoch the API serves).
+CREATE TABLE sink_progress (
+  sink         VARCHAR(16)  NOT NULL,
+  topic        VARCHAR(200) NOT NULL,
+  partition_id INT          NOT NULL,
+  next_offset  BIGINT       NOT NULL,
+  committed_at DATETIME(6)  NOT NULL,
+  PRIMARY KEY (sink, topic, partition_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

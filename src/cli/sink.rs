@@ -1,0 +1,253 @@
+//! `roomstream sink mysql|s3|redshift`, `roomstream status`, `roomstream run` and
+//! `roomstream replay --from-archive`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Config;
+use crate::process::checkpoint::{Checkpoint, CheckpointStore};
+use crate::process::engine::{PartitionState, Position};
+use crate::sink::mysql::MysqlSink;
+use crate::sink::postgres::{RedshiftSink, dialect};
+use crate::sink::runner::{self, RunOptions, RunSummary};
+use crate::sink::s3::{S3Sink, archive, layout};
+use crate::sink::{SinkKind, status};
+use crate::topics::TopicKind;
+
+/// `roomstream sink …`.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Which destination.
+    #[arg(value_enum)]
+    kind: SinkKind,
+    /// Stop once every partition is durable up to its end offset.
+    #[arg(long)]
+    exit_when_idle: bool,
+    /// Read every partition from offset 0 (under a fresh group) instead of the stored positions: rows
+    /// already newer are left alone, S3 objects are rewritten with the same bytes.
+    #[arg(long)]
+    replay: bool,
+    /// `redshift` only: print the production Redshift DDL and per-batch script, and exit.
+    #[arg(long)]
+    print_sql: bool,
+}
+
+/// `roomstream status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `roomstream run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop once the processor and then every sink have drained their inputs.
+    #[arg(long)]
+    exit_when_idle: bool,
+}
+
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            s.store(true, Ordering::Relaxed);
+        }
+    });
+    stop
+}
+
+/// Runs one sink on a blocking thread until it stops.
+pub async fn run_one(
+    cfg: &Config,
+    kind: SinkKind,
+    opts: RunOptions,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<RunSummary> {
+    let cfg2 = cfg.clone();
+    let summary = match kind {
+        SinkKind::Mysql => {
+            let d = MysqlSink::open(cfg).await.context("mysql sink")?;
+            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop)).await??
+        }
+        SinkKind::Redshift => {
+            let d = RedshiftSink::open(cfg).await.context("redshift sink")?;
+            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop)).await??
+        }
+        SinkKind::S3 => {
+            let d = S3Sink::open(cfg).context("s3 sink")?;
+            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop)).await??
+        }
+    };
+    Ok(summary)
+}
+
+/// `roomstream sink …`.
+pub async fn sink(cfg: &Config, args: SinkArgs) -> anyhow::Result<ExitCode> {
+    if args.print_sql {
+        anyhow::ensure!(args.kind == SinkKind::Redshift, "--print-sql is for `sink redshift`");
+        let schema = &cfg.sink.redshift_schema;
+        println!("-- Redshift (generated, not run here)\n{}", dialect::create_tables(dialect::Dialect::Redshift, schema));
+        println!(
+            "{}",
+            dialect::batch_script(
+                dialect::Dialect::Redshift,
+                schema,
+                "s3://<bucket>/<prefix>/redshift/part-<p>-<first>-<last>.parquet",
+                "<iam role arn>"
+            )
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::require_topics(cfg).await?;
+    let started = Instant::now();
+    let opts = RunOptions {
+        exit_when_idle: args.exit_when_idle,
+        replay: args.replay,
+    };
+    let s = run_one(cfg, args.kind, opts, stop_on_ctrl_c()).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "sink {}: {} records in {} batches in {secs:.1} s ({:.0}/s); dlq {}; fenced {}",
+        args.kind.name(),
+        s.records,
+        s.batches,
+        s.records as f64 / secs.max(1e-9),
+        s.dlq,
+        s.fenced
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `roomstream status`.
+pub async fn status(cfg: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let rows = status::collect(cfg).await;
+    let mut w = std::io::stdout().lock();
+    if args.json {
+        let _ = writeln!(w, "{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let _ = writeln!(w, "{:<9} {:<12} {:>10} {:>8} {:<28} partitions", "sink", "topic", "position", "lag", "committed_at");
+        for r in &rows {
+            match &r.error {
+                Some(e) => {
+                    let _ = writeln!(w, "{:<9} {:<12} unreachable: {e}", r.sink, r.topic);
+                }
+                None => {
+                    let _ = writeln!(
+                        w,
+                        "{:<9} {:<12} {:>10} {:>8} {:<28} {:?}",
+                        r.sink,
+                        r.topic,
+                        r.positions.values().sum::<i64>(),
+                        r.lag,
+                        r.committed_at.as_deref().unwrap_or("-"),
+                        r.positions
+                    );
+                }
+            }
+        }
+    }
+    Ok(if rows.iter().any(|r| r.error.is_some()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `roomstream run`: the processor and the three sinks in one process. With `--exit-when-idle` the
+/// processor drains first, then the sinks.
+pub async fn run_all(cfg: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    super::require_topics(cfg).await?;
+    let stop = stop_on_ctrl_c();
+    let sink_opts = RunOptions {
+        exit_when_idle: args.exit_when_idle,
+        replay: false,
+    };
+    let process = {
+        let cfg = cfg.clone();
+        let exit = args.exit_when_idle;
+        tokio::spawn(async move { super::process::run(&cfg, super::process::ProcessArgs::live(exit), false).await })
+    };
+    let process = if args.exit_when_idle {
+        process.await??;
+        None
+    } else {
+        Some(process)
+    };
+    let mut sinks = Vec::new();
+    for kind in SinkKind::ALL {
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        sinks.push((kind, tokio::spawn(async move { run_one(&cfg, kind, sink_opts, stop).await })));
+    }
+    let mut failed = false;
+    for (kind, h) in sinks {
+        match h.await? {
+            Ok(s) => println!("sink {}: {} records, {} batches, dlq {}", kind.name(), s.records, s.batches, s.dlq),
+            Err(e) => {
+                eprintln!("sink {}: {e:#}", kind.name());
+                failed = true;
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    if let Some(p) = process {
+        p.await??;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `roomstream replay --from-archive`: rebuilds every partition's state from the S3 sink's raw zone,
+/// writes it as checkpoints at the archive's positions, then runs the processor, which continues from
+/// the topics there and publishes only what differs from `listings.v1`.
+pub async fn replay_from_archive(cfg: &Config) -> anyhow::Result<ExitCode> {
+    super::require_topics(cfg).await?;
+    let ns = &cfg.kafka.namespace;
+    let (store, prefix) = crate::store::open(&cfg.store)?;
+    let root = layout::root(&prefix, ns);
+    let metrics = Arc::new(crate::process::metrics::Metrics::default());
+    let mut engine = super::process::make_engine(cfg, metrics)?;
+    tokio::task::block_in_place(|| crate::process::readers::load_registry(cfg, &mut engine))?;
+    let checkpoints = CheckpointStore::open(&cfg.store, ns)?;
+    let partitions = TopicKind::Observed.def().partitions;
+    checkpoints.clear(partitions).await?;
+    let (observed, obs_next) = archive::read(&store, &root, TopicKind::Observed).await?;
+    let (sweeps, sweeps_next) = archive::read(&store, &root, TopicKind::Sweeps).await?;
+    let (obs_name, sweeps_name) = (TopicKind::Observed.name(ns), TopicKind::Sweeps.name(ns));
+    let mut inputs = 0u64;
+    for p in 0..partitions {
+        engine.own(PartitionState { partition: p, ..PartitionState::default() }, true);
+        let mut out = Vec::new();
+        for r in observed.get(&p).into_iter().flatten() {
+            let at = Position { topic: &obs_name, partition: p, offset: r.offset };
+            engine.observe(at, r.key.as_deref(), r.value.as_deref(), &mut out);
+            inputs += 1;
+        }
+        for r in sweeps.get(&p).into_iter().flatten() {
+            let at = Position { topic: &sweeps_name, partition: p, offset: r.offset };
+            engine.sweep(at, r.key.as_deref(), r.value.as_deref(), &mut out);
+            inputs += 1;
+        }
+        let Some(part) = engine.parts.remove(&p) else { continue };
+        let mut state = part.state;
+        // Positions are the archive's, even where its last records were filtered.
+        state.observed_next = state.observed_next.max(obs_next.get(&p).copied().unwrap_or(0));
+        state.sweeps_next = state.sweeps_next.max(sweeps_next.get(&p).copied().unwrap_or(0));
+        let ckpt = Checkpoint { state, listings_next: None, brokers_next: engine.brokers_next };
+        checkpoints.save(&ckpt, false).await?;
+    }
+    println!(
+        "replay --from-archive: {inputs} archived inputs read into {partitions} partitions (observed up to {}, sweeps up to {}); continuing from the topics",
+        obs_next.values().sum::<i64>(),
+        sweeps_next.values().sum::<i64>()
+    );
+    super::process::run(cfg, super::process::ProcessArgs::live(true), false).await
+}

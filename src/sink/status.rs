@@ -1,0 +1,166 @@
+//! Each sink's epoch: the input positions it has made durable, read from the destination itself, with
+//! the lag behind the topic's end and the time of the last commit (`roomstream status`; the API's
+//! `/api/v1/status` serves the same).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{SinkError, SinkKind};
+use crate::config::Config;
+use crate::kafka::client_config;
+use crate::topics::TopicKind;
+
+/// One sink's durable position on one topic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SinkStatus {
+    /// `mysql`, `s3`, `redshift`.
+    pub sink: String,
+    /// Topic suffix.
+    pub topic: String,
+    /// Next offset made durable, per partition.
+    pub positions: BTreeMap<i32, i64>,
+    /// Records between the positions and the topic's end, in all.
+    pub lag: i64,
+    /// Latest commit (UTC), if any.
+    pub committed_at: Option<String>,
+    /// Why the destination could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// Reads every sink's status (a destination that cannot be reached reports its error).
+pub async fn collect(cfg: &Config) -> Vec<SinkStatus> {
+    let ends = tokio::task::block_in_place(|| end_offsets(cfg)).unwrap_or_default();
+    let mut out = Vec::new();
+    for kind in SinkKind::ALL {
+        match read(cfg, kind).await {
+            Ok(rows) => {
+                for (topic, (positions, committed_at)) in rows {
+                    let lag = ends
+                        .get(&topic)
+                        .map(|e| {
+                            e.iter()
+                                .map(|(p, end)| (end - positions.get(p).copied().unwrap_or(0)).max(0))
+                                .sum()
+                        })
+                        .unwrap_or(0);
+                    out.push(SinkStatus {
+                        sink: kind.name().into(),
+                        topic: topic.def().suffix.clone(),
+                        positions,
+                        lag,
+                        committed_at,
+                        error: None,
+                    });
+                }
+            }
+            Err(e) => out.push(SinkStatus {
+                sink: kind.name().into(),
+                topic: TopicKind::Listings.def().suffix.clone(),
+                positions: BTreeMap::new(),
+                lag: 0,
+                committed_at: None,
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    out
+}
+
+type Positions = BTreeMap<TopicKind, (BTreeMap<i32, i64>, Option<String>)>;
+
+async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
+    let listings = TopicKind::Listings.name(&cfg.kafka.namespace);
+    let mut out: Positions = BTreeMap::new();
+    match kind {
+        SinkKind::Mysql => {
+            let pool = sqlx::mysql::MySqlPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(&cfg.mysql.url)
+                .await?;
+            let rows = sqlx::query(
+                "SELECT partition_id, next_offset, DATE_FORMAT(committed_at, '%Y-%m-%dT%H:%i:%s.%fZ') \
+                 FROM sink_progress WHERE sink = 'mysql' AND topic = ?",
+            )
+            .bind(&listings)
+            .fetch_all(&pool)
+            .await?;
+            let e = out.entry(TopicKind::Listings).or_default();
+            for r in rows {
+                e.0.insert(r.get(0), r.get(1));
+                let t: Option<String> = r.get(2);
+                e.1 = e.1.take().max(t);
+            }
+        }
+        SinkKind::Redshift => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(&cfg.postgres.url)
+                .await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT partition_id, next_offset, to_char(committed_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+                 FROM {}.sink_progress WHERE sink = 'redshift' AND topic = $1",
+                cfg.sink.redshift_schema
+            )))
+            .bind(&listings)
+            .fetch_all(&pool)
+            .await?;
+            let e = out.entry(TopicKind::Listings).or_default();
+            for r in rows {
+                e.0.insert(r.get(0), r.get(1));
+                let t: Option<String> = r.get(2);
+                e.1 = e.1.take().max(t);
+            }
+        }
+        SinkKind::S3 => {
+            use futures::TryStreamExt;
+            use object_store::ObjectStore;
+            let (store, prefix) = crate::store::open(&cfg.store)?;
+            let root = super::s3::layout::root(&prefix, &cfg.kafka.namespace);
+            let mut topics = vec![TopicKind::Listings];
+            if cfg.sink.archive {
+                topics.extend([TopicKind::Observed, TopicKind::Sweeps, TopicKind::Dlq]);
+            }
+            for topic in topics {
+                let e = out.entry(topic).or_default();
+                for p in 0..topic.def().partitions {
+                    let listed: Vec<object_store::ObjectMeta> = store
+                        .list(Some(&super::s3::layout::commits_dir(&root, topic, p)))
+                        .try_collect()
+                        .await?;
+                    for m in listed {
+                        if let Some((_, last)) =
+                            m.location.filename().and_then(super::s3::layout::parse_commit)
+                        {
+                            let at = e.0.entry(p).or_default();
+                            *at = (*at).max(last + 1);
+                            let t = m.last_modified.to_rfc3339();
+                            e.1 = e.1.take().max(Some(t));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn end_offsets(cfg: &Config) -> Result<BTreeMap<TopicKind, BTreeMap<i32, i64>>, SinkError> {
+    let probe: BaseConsumer = client_config(&cfg.kafka).create()?;
+    let mut out = BTreeMap::new();
+    for topic in [TopicKind::Listings, TopicKind::Observed, TopicKind::Sweeps, TopicKind::Dlq] {
+        let name = topic.name(&cfg.kafka.namespace);
+        let mut e = BTreeMap::new();
+        for p in 0..topic.def().partitions {
+            let (_, high) = probe.fetch_watermarks(&name, p, Duration::from_secs(5))?;
+            e.insert(p, high);
+        }
+        out.insert(topic, e);
+    }
+    Ok(out)
+}
