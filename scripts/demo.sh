@@ -3,7 +3,8 @@
 # a calibrated synthetic week of Seoul one-room listings, plus the real fixtures where
 # ../shared/fixtures/real exists — then the processor: one deduplicated state, its hash, and how well it
 # merged the same flat across Zigbang and Dabang against the simulator's ground truth; the scores' fair-rent
-# model and bait warning against it too, and a full rescore that finds nothing to change.
+# model and bait warning against it too, and a full rescore that finds nothing to change; then the three
+# sinks (MariaDB serving schema, PostgreSQL as Redshift staging, Parquet in a local folder) and their epochs.
 # Each run uses its own namespace (`demo-<time>`), so it starts clean. Services stay up afterwards;
 # `scripts/services.sh down demo` stops them.
 set -euo pipefail
@@ -11,6 +12,11 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/roomstream/target}
 export PATH="$HOME/.cargo/bin:$PATH"
 export ROOMSTREAM_KAFKA_NAMESPACE=${ROOMSTREAM_KAFKA_NAMESPACE:-demo-$(date +%Y%m%d%H%M%S)}
+# The sinks write to this machine's MariaDB and PostgreSQL, a database per run (config/demo.toml's
+# SQLite production database comes with the demo issue; until then the MySQL sink needs MySQL/MariaDB).
+db=${ROOMSTREAM_KAFKA_NAMESPACE//-/_}
+export ROOMSTREAM_MYSQL_URL=${ROOMSTREAM_MYSQL_URL:-mysql://root@127.0.0.1:3306/$db}
+export ROOMSTREAM_POSTGRES_URL=${ROOMSTREAM_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/$db}
 
 scripts/services.sh up demo
 cargo build --locked --bin roomstream
@@ -33,7 +39,13 @@ rs eval bait --truth out/demo/truth.jsonl
 rs rescore --full
 rs state hash | head -1
 rs state dump --out out/demo/listings.jsonl
+rs sink mysql --exit-when-idle
+rs sink redshift --exit-when-idle
+rs sink s3 --exit-when-idle
+rs status
 echo
 echo "Namespace $ROOMSTREAM_KAFKA_NAMESPACE on 127.0.0.1:9092: events on .observed.v1/.sweeps.v1/.brokers.v1,"
 echo "deduplicated, scored listings on .listings.v1 (also in out/demo/listings.jsonl), rejects on .dlq.v1;"
-echo "checkpoints under /tmp/roomstream-demo/store. Stop the services with: scripts/services.sh down demo"
+echo "checkpoints, Parquet change files, snapshots and the raw zone under /tmp/roomstream-demo/store;"
+echo "the serving schema in MariaDB \`$db\`, the Redshift staging schema in PostgreSQL \`$db\`."
+echo "Stop the services with: scripts/services.sh down demo"

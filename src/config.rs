@@ -615,7 +615,8 @@ impl Config {
         let ident = |v: &str| {
             !v.is_empty()
                 && v.len() <= 63
-                && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && v.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
                 && !v.starts_with(|c: char| c.is_ascii_digit())
         };
         if !ident(&sk.redshift_schema) {
@@ -625,9 +626,16 @@ impl Config {
                 "a lower-case SQL identifier (a-z, 0-9, _)",
             ));
         }
-        for (key, db) in [("mysql.reader_user", &self.mysql), ("postgres.reader_user", &self.postgres)] {
+        for (key, db) in [
+            ("mysql.reader_user", &self.mysql),
+            ("postgres.reader_user", &self.postgres),
+        ] {
             if !db.reader_user.is_empty() && !ident(&db.reader_user) {
-                return Err(invalid(key, &db.reader_user, "a lower-case SQL identifier (a-z, 0-9, _)"));
+                return Err(invalid(
+                    key,
+                    &db.reader_user,
+                    "a lower-case SQL identifier (a-z, 0-9, _)",
+                ));
             }
             if !db.reader_user.is_empty() && db.reader_password.is_empty() {
                 return Err(invalid(
@@ -780,13 +788,38 @@ mod tests {
         for name in ["local.toml", "demo.toml", "production.toml"] {
             let cfg = load_with_env(
                 Some(&root.join(name)),
-                env(&[("ROOMSTREAM_MYSQL_URL", "mysql://u:secret@db:3306/rs")]),
+                env(&[
+                    ("ROOMSTREAM_MYSQL_URL", "mysql://u:secret@db:3306/rs"),
+                    ("ROOMSTREAM_MYSQL_READER_PASSWORD", "secret2"),
+                ]),
             );
             let cfg = cfg.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(
                 !cfg.to_masked_toml().contains("secret"),
-                "{name} leaks the password"
+                "{name} leaks a password"
             );
         }
+    }
+
+    #[test]
+    fn a_reader_user_needs_its_password_from_the_environment() {
+        let check = |vars: &[(&str, &str)]| match load_with_env(None, env(vars)) {
+            Ok(cfg) => cfg.validate().err().map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        let err = check(&[("ROOMSTREAM_MYSQL_READER_USER", "api")]).unwrap_or_default();
+        assert!(
+            err.contains("mysql.reader_user") && err.contains("READER_PASSWORD"),
+            "{err}"
+        );
+        let err = check(&[("ROOMSTREAM_SINK_BATCH_ROWS", "0")]).unwrap_or_default();
+        assert!(err.contains("sink.batch_rows"), "{err}");
+        assert_eq!(
+            check(&[
+                ("ROOMSTREAM_MYSQL_READER_USER", "api"),
+                ("ROOMSTREAM_MYSQL_READER_PASSWORD", "pw")
+            ]),
+            None
+        );
     }
 }

@@ -57,4 +57,3 @@ pub fn open(cfg: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath), Sto
         ))),
     }
 }
-

@@ -70,11 +70,10 @@ CREATE TABLE listings (
   KEY listings_area         (area_m2, listing_id),
   KEY listings_region_score (region_code, score_total, listing_id),
   KEY listings_region_cost  (region_code, monthly_cost, listing_id),
-  -- Filters that narrow well on their own.
-  KEY listings_dong         (bjd_code, score_total),
-  KEY listings_rent         (rent, deposit),
-  KEY listings_rent_fee     (rent_with_fee, deposit),
-  KEY listings_deposit      (deposit)
+  -- 법정동: narrow on its own. Price, area and flag filters are applied along the sort index being
+  -- paged (keyset pagination reads it in order); a rent or deposit index would serve a query only by
+  -- sorting afterwards, and would cost every write.
+  KEY listings_dong         (bjd_code, score_total, listing_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Every source listing (platform page) merged into a canonical listing, with its link.
@@ -104,14 +103,13 @@ CREATE TABLE listing_prices (
   PRIMARY KEY (listing_id, seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
--- The version guard: the newest version applied per listing, kept after a deletion (live = 0) so
--- that an older upsert delivered after the tombstone cannot bring the listing back.
-CREATE TABLE listing_versions (
+-- The version guard's memory of deletions: a deleted listing's last version (a live listing's is in
+-- `listings`), so that an older upsert delivered after the tombstone cannot bring the listing back.
+CREATE TABLE listing_deletions (
   listing_id       VARCHAR(40) NOT NULL,
   version_clock    BIGINT      NOT NULL,
   source_partition INT         NOT NULL,
   source_offset    BIGINT      NOT NULL,
-  live             BOOLEAN     NOT NULL,
   PRIMARY KEY (listing_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

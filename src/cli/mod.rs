@@ -227,9 +227,9 @@ impl Cli {
             }
             Command::Crawl(crawl) => run_crawl(&cfg, crawl).await,
             Command::Process(args) => process::run(&cfg, args, false).await,
-            Command::Replay { from_archive: false } => {
-                process::run(&cfg, process::ProcessArgs::replay(), true).await
-            }
+            Command::Replay {
+                from_archive: false,
+            } => process::run(&cfg, process::ProcessArgs::replay(), true).await,
             Command::Replay { from_archive: true } => sink::replay_from_archive(&cfg).await,
             Command::Sink(args) => sink::sink(&cfg, args).await,
             Command::Status(args) => sink::status(&cfg, args).await,

@@ -142,6 +142,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// The MySQL and PostgreSQL sinks' write path (decoded `listings.v1` changes → one transaction per
+    /// batch, with the version guard and the progress row), rows/s by batch size, into scratch
+    /// databases beside the configured ones.
+    Sinks {
+        /// Listings written (inserted, then updated with a newer version).
+        #[arg(long, default_value_t = 100_000)]
+        rows: u32,
+        /// Batch sizes to measure.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![500, 2000, 5000])]
+        batch: Vec<usize>,
+    },
 }
 
 pub(super) fn engine_config(cfg: &Config) -> EngineConfig {
@@ -484,6 +495,9 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
     } = command
     {
         return super::score::bench(cfg, listings, changed, seed);
+    }
+    if let BenchCommand::Sinks { rows, batch } = command {
+        return super::sink::bench(cfg, rows, &batch).await;
     }
     let BenchCommand::Process {
         listings,

@@ -93,9 +93,15 @@ pub async fn run_one(
 /// `roomstream sink …`.
 pub async fn sink(cfg: &Config, args: SinkArgs) -> anyhow::Result<ExitCode> {
     if args.print_sql {
-        anyhow::ensure!(args.kind == SinkKind::Redshift, "--print-sql is for `sink redshift`");
+        anyhow::ensure!(
+            args.kind == SinkKind::Redshift,
+            "--print-sql is for `sink redshift`"
+        );
         let schema = &cfg.sink.redshift_schema;
-        println!("-- Redshift (generated, not run here)\n{}", dialect::create_tables(dialect::Dialect::Redshift, schema));
+        println!(
+            "-- Redshift (generated, not run here)\n{}",
+            dialect::create_tables(dialect::Dialect::Redshift, schema)
+        );
         println!(
             "{}",
             dialect::batch_script(
@@ -135,7 +141,11 @@ pub async fn status(cfg: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> 
     if args.json {
         let _ = writeln!(w, "{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let _ = writeln!(w, "{:<9} {:<12} {:>10} {:>8} {:<28} partitions", "sink", "topic", "position", "lag", "committed_at");
+        let _ = writeln!(
+            w,
+            "{:<9} {:<12} {:>10} {:>8} {:<28} partitions",
+            "sink", "topic", "position", "lag", "committed_at"
+        );
         for r in &rows {
             match &r.error {
                 Some(e) => {
@@ -175,7 +185,9 @@ pub async fn run_all(cfg: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let process = {
         let cfg = cfg.clone();
         let exit = args.exit_when_idle;
-        tokio::spawn(async move { super::process::run(&cfg, super::process::ProcessArgs::live(exit), false).await })
+        tokio::spawn(async move {
+            super::process::run(&cfg, super::process::ProcessArgs::live(exit), false).await
+        })
     };
     let process = if args.exit_when_idle {
         process.await??;
@@ -183,16 +195,23 @@ pub async fn run_all(cfg: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(process)
     };
-    let mut sinks = Vec::new();
+    let mut sinks = tokio::task::JoinSet::new();
     for kind in SinkKind::ALL {
         let (cfg, stop) = (cfg.clone(), stop.clone());
-        sinks.push((kind, tokio::spawn(async move { run_one(&cfg, kind, sink_opts, stop).await })));
+        sinks.spawn(async move { (kind, run_one(&cfg, kind, sink_opts, stop).await) });
     }
+    // The first sink to fail stops the others.
     let mut failed = false;
-    for (kind, h) in sinks {
-        match h.await? {
-            Ok(s) => println!("sink {}: {} records, {} batches, dlq {}", kind.name(), s.records, s.batches, s.dlq),
-            Err(e) => {
+    while let Some(done) = sinks.join_next().await {
+        match done? {
+            (kind, Ok(s)) => println!(
+                "sink {}: {} records, {} batches, dlq {}",
+                kind.name(),
+                s.records,
+                s.batches,
+                s.dlq
+            ),
+            (kind, Err(e)) => {
                 eprintln!("sink {}: {e:#}", kind.name());
                 failed = true;
                 stop.store(true, Ordering::Relaxed);
@@ -202,7 +221,11 @@ pub async fn run_all(cfg: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = process {
         p.await??;
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `roomstream replay --from-archive`: rebuilds every partition's state from the S3 sink's raw zone,
@@ -216,32 +239,57 @@ pub async fn replay_from_archive(cfg: &Config) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(crate::process::metrics::Metrics::default());
     let mut engine = super::process::make_engine(cfg, metrics)?;
     tokio::task::block_in_place(|| crate::process::readers::load_registry(cfg, &mut engine))?;
+    // Read (and check) the archive before touching the checkpoints.
+    let (observed, obs_next) = archive::read(&store, &root, TopicKind::Observed).await?;
+    let (sweeps, sweeps_next) = archive::read(&store, &root, TopicKind::Sweeps).await?;
     let checkpoints = CheckpointStore::open(&cfg.store, ns)?;
     let partitions = TopicKind::Observed.def().partitions;
     checkpoints.clear(partitions).await?;
-    let (observed, obs_next) = archive::read(&store, &root, TopicKind::Observed).await?;
-    let (sweeps, sweeps_next) = archive::read(&store, &root, TopicKind::Sweeps).await?;
     let (obs_name, sweeps_name) = (TopicKind::Observed.name(ns), TopicKind::Sweeps.name(ns));
     let mut inputs = 0u64;
     for p in 0..partitions {
-        engine.own(PartitionState { partition: p, ..PartitionState::default() }, true);
+        engine.own(
+            PartitionState {
+                partition: p,
+                ..PartitionState::default()
+            },
+            true,
+        );
         let mut out = Vec::new();
         for r in observed.get(&p).into_iter().flatten() {
-            let at = Position { topic: &obs_name, partition: p, offset: r.offset };
+            let at = Position {
+                topic: &obs_name,
+                partition: p,
+                offset: r.offset,
+            };
             engine.observe(at, r.key.as_deref(), r.value.as_deref(), &mut out);
             inputs += 1;
         }
         for r in sweeps.get(&p).into_iter().flatten() {
-            let at = Position { topic: &sweeps_name, partition: p, offset: r.offset };
+            let at = Position {
+                topic: &sweeps_name,
+                partition: p,
+                offset: r.offset,
+            };
             engine.sweep(at, r.key.as_deref(), r.value.as_deref(), &mut out);
             inputs += 1;
         }
-        let Some(part) = engine.parts.remove(&p) else { continue };
+        let Some(part) = engine.parts.remove(&p) else {
+            continue;
+        };
         let mut state = part.state;
         // Positions are the archive's, even where its last records were filtered.
-        state.observed_next = state.observed_next.max(obs_next.get(&p).copied().unwrap_or(0));
-        state.sweeps_next = state.sweeps_next.max(sweeps_next.get(&p).copied().unwrap_or(0));
-        let ckpt = Checkpoint { state, listings_next: None, brokers_next: engine.brokers_next };
+        state.observed_next = state
+            .observed_next
+            .max(obs_next.get(&p).copied().unwrap_or(0));
+        state.sweeps_next = state
+            .sweeps_next
+            .max(sweeps_next.get(&p).copied().unwrap_or(0));
+        let ckpt = Checkpoint {
+            state,
+            listings_next: None,
+            brokers_next: engine.brokers_next,
+        };
         checkpoints.save(&ckpt, false).await?;
     }
     println!(
@@ -250,4 +298,142 @@ pub async fn replay_from_archive(cfg: &Config) -> anyhow::Result<ExitCode> {
         sweeps_next.values().sum::<i64>()
     );
     super::process::run(cfg, super::process::ProcessArgs::live(true), false).await
+}
+
+/// A listing value as `listings.v1` carries it, varied by `i` (two members for every third listing,
+/// a price history of two steps, four facilities), at version `clock`.
+fn bench_value(i: u32, clock: i64) -> (String, Vec<u8>) {
+    const REGIONS: [&str; 5] = ["11620", "11680", "11440", "11410", "11215"];
+    let id = format!("L{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let rent = 30 + i64::from(i % 70) + clock % 3;
+    let mut members = vec![
+        serde_json::json!({"platform": "zigbang", "source_listing_id": format!("{i}"),
+        "source": "synthetic", "url": format!("https://sp.zigbang.com/share/oneroom/{i}"), "deposit": 1000,
+        "rent": rent, "fee": 7.0, "title": "신축 풀옵션 원룸, 역세권 5분", "first_seen_at": "2026-11-01T09:00:00+09:00"}),
+    ];
+    if i.is_multiple_of(3) {
+        members.push(serde_json::json!({"platform": "dabang", "source_listing_id": format!("d{i:023x}"),
+            "source": "synthetic", "url": format!("https://www.dabangapp.com/room/d{i:023x}"), "deposit": 1000,
+            "rent": rent, "fee": null, "title": "역세권 풀옵션 원룸", "first_seen_at": "2026-11-02T09:00:00+09:00"}));
+    }
+    let v = serde_json::json!({
+        "schema": "roomstream.listing/1", "listing_id": id, "region_code": REGIONS[(i % 5) as usize],
+        "version": {"partition": 0, "clock": clock, "observed": 0, "sweeps": 0, "brokers": 0},
+        "gu": "관악구", "dong": "신림동", "bjd_code": format!("{}10100", REGIONS[(i % 5) as usize]),
+        "lease": "monthly", "deposit": 1000, "rent": rent, "fee": 7.0, "area_m2": 19.8 + f64::from(i % 20),
+        "area_pyeong": 6.0, "floor": {"level": 2 + (i % 5)}, "building_floors": 5, "layout": "one_room",
+        "building": "villa", "direction": "S", "location": {"lat": 37.48, "lng": 126.93, "precision": "exact"},
+        "facilities": {"subway": 420.0, "convenience_store": 90.0, "cafe": 150.0, "hospital": 700.0},
+        "subway_stations": ["신림"], "title": "신축 풀옵션 원룸, 역세권 5분", "image_url": "https://img.example/1.jpg",
+        "first_seen_at": "2026-11-01T09:00:00+09:00",
+        "broker": {"status": "verified", "registration_number": "11620-2020-00001", "person": "김중개", "office": "신림공인", "reason": "licensed"},
+        "members": members,
+        "price_history": [{"from": "2026-11-01T09:00:00+09:00", "deposit": 1000, "rent": rent + 5, "fee": 7.0},
+                          {"from": "2026-11-10T09:00:00+09:00", "deposit": 1000, "rent": rent, "fee": 7.0}],
+        "merge": {"threshold": 0.72, "links": []},
+        "score": {"total": 61.5, "components": {"cost": 50.0, "value": 62.0, "facilities": 80.0, "floor": 70.0,
+                  "direction": 100.0, "broker": 100.0, "freshness": 40.0},
+                  "bait": {"risk": 0.0, "warning": false, "evidence": []},
+                  "explanation": {"monthly_cost": 61.2, "deposit_rate": 0.05, "fair_cost": 58.0, "cost_m2": 2.1,
+                                  "facilities": {}, "age": "7-14d", "unknown": []}}
+    });
+    (id, serde_json::to_vec(&v).unwrap_or_default())
+}
+
+fn bench_changes(rows: u32, clock: i64, first_offset: i64) -> Vec<crate::sink::change::Change> {
+    (0..rows)
+        .filter_map(|i| {
+            let (id, v) = bench_value(i, clock);
+            crate::sink::change::decode(
+                0,
+                first_offset + i64::from(i),
+                Some(id.as_bytes()),
+                Some(&v),
+                (None, None),
+            )
+            .ok()
+        })
+        .collect()
+}
+
+/// Writes `rows` listings in batches of `size` through a destination (inserts, then the same listings
+/// with a newer version: updates); returns (insert rows/s, update rows/s).
+async fn bench_one<D: runner::Destination>(
+    dest: &mut D,
+    rows: u32,
+    size: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let mut rates = Vec::new();
+    for pass in 0..2i64 {
+        let changes = bench_changes(rows, 10 + pass, pass * i64::from(rows));
+        let started = Instant::now();
+        let mut from = pass * i64::from(rows);
+        for chunk in changes.chunks(size) {
+            let next = chunk.last().map_or(from, |c| c.offset + 1);
+            dest.write(runner::Batch {
+                topic: TopicKind::Listings,
+                partition: 0,
+                from,
+                first: chunk.first().map_or(from, |c| c.offset),
+                next,
+                records: Vec::new(),
+                changes: chunk.to_vec(),
+            })
+            .await?;
+            from = next;
+        }
+        rates.push(f64::from(rows) / started.elapsed().as_secs_f64());
+    }
+    Ok((rates[0], rates[1]))
+}
+
+/// `roomstream bench sinks`.
+pub async fn bench(cfg: &Config, rows: u32, sizes: &[usize]) -> anyhow::Result<ExitCode> {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "sink write path: {rows} listings (mean value {} bytes) inserted, then updated with a newer version; one transaction per batch incl. guard and progress; {cores} cores",
+        bench_value(1, 1).1.len()
+    );
+    println!(
+        "{:<10} {:>7} {:>14} {:>14}",
+        "sink", "batch", "insert rows/s", "update rows/s"
+    );
+    for &size in sizes {
+        let db = format!(
+            "rs_bench_{}",
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        );
+        let mut c = cfg.clone();
+        c.kafka.namespace = db.clone();
+        c.mysql.url = replace_database(&cfg.mysql.url, &db);
+        c.postgres.url = replace_database(&cfg.postgres.url, &db);
+        let mut m = MysqlSink::open(&c).await.context("mysql")?;
+        let (ins, upd) = bench_one(&mut m, rows, size).await?;
+        println!("{:<10} {:>7} {:>14.0} {:>14.0}", "mysql", size, ins, upd);
+        let mut r = RedshiftSink::open(&c).await.context("postgres")?;
+        let (ins, upd) = bench_one(&mut r, rows, size).await?;
+        println!("{:<10} {:>7} {:>14.0} {:>14.0}", "postgres", size, ins, upd);
+        drop_database(&c.mysql.url, &c.postgres.url, &db).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn replace_database(url: &str, db: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((head, tail)) => {
+            let query = tail
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{head}/{db}{query}")
+        }
+        None => url.to_string(),
+    }
+}
+
+async fn drop_database(mysql: &str, postgres: &str, db: &str) {
+    use sqlx::migrate::MigrateDatabase;
+    let _ = sqlx::MySql::drop_database(mysql).await;
+    let _ = sqlx::Postgres::force_drop_database(postgres).await;
+    let _ = db;
 }

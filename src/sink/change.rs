@@ -44,9 +44,7 @@ impl Change {
     /// The version this change leaves stored.
     pub fn version(&self, stored: Option<(i64, i64)>) -> (i64, i64) {
         (
-            self.clock
-                .or(stored.map(|s| s.0))
-                .unwrap_or_default(),
+            self.clock.or(stored.map(|s| s.0)).unwrap_or_default(),
             self.offset,
         )
     }
@@ -316,7 +314,10 @@ pub fn decode(
         reason,
         value: value.map(<[u8]>::to_vec),
     };
-    let Some(id) = key.and_then(|k| std::str::from_utf8(k).ok()).filter(|k| !k.is_empty()) else {
+    let Some(id) = key
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .filter(|k| !k.is_empty())
+    else {
         return Err(reject("listings.v1 record without a UTF-8 key".into()));
     };
     let Some(bytes) = value else {
@@ -338,6 +339,9 @@ pub fn decode(
         )));
     }
     let row = flatten(doc, bytes);
+    if let Some(why) = too_long(&row.0) {
+        return Err(reject(why));
+    }
     Ok(Change {
         listing_id: id.to_string(),
         partition,
@@ -348,14 +352,54 @@ pub fn decode(
     })
 }
 
+/// The widths of the stores' key and code columns (`migrations/mysql/`): a value beyond them would fail
+/// its whole batch on every retry, so it is a reject instead.
+fn too_long(r: &ListingRow) -> Option<String> {
+    let limits: [(&str, Option<&str>, usize); 13] = [
+        ("listing_id", Some(&r.listing_id), 40),
+        ("region_code", Some(&r.region_code), 5),
+        ("gu", r.gu.as_deref(), 40),
+        ("dong", r.dong.as_deref(), 40),
+        ("bjd_code", r.bjd_code.as_deref(), 10),
+        ("lease", Some(&r.lease), 10),
+        ("floor_band", r.floor_band.as_deref(), 8),
+        ("layout", Some(&r.layout), 24),
+        ("building", Some(&r.building), 24),
+        ("direction", r.direction.as_deref(), 8),
+        (
+            "broker.registration_number",
+            r.broker_registration.as_deref(),
+            64,
+        ),
+        ("broker.person", r.broker_person.as_deref(), 64),
+        ("broker.office", r.broker_office.as_deref(), 200),
+    ];
+    for (name, v, max) in limits {
+        if let Some(v) = v
+            && v.chars().count() > max
+        {
+            return Some(format!("{name} is longer than {max} characters"));
+        }
+    }
+    r.members
+        .iter()
+        .find(|m| {
+            m.source_listing_id.chars().count() > 64 || m.platform.len() > 16 || m.source.len() > 16
+        })
+        .map(|m| {
+            format!(
+                "member {} has an id or platform beyond the column widths",
+                m.source_listing_id
+            )
+        })
+}
+
 fn flatten(d: Doc, bytes: &[u8]) -> (ListingRow, i64) {
     let (floor_kind, floor_level, floor_band) = match &d.floor {
         Value::String(s) => (s.clone(), None, None),
-        Value::Object(m) if m.contains_key("level") => (
-            "level".into(),
-            m.get("level").and_then(Value::as_i64),
-            None,
-        ),
+        Value::Object(m) if m.contains_key("level") => {
+            ("level".into(), m.get("level").and_then(Value::as_i64), None)
+        }
         Value::Object(m) if m.contains_key("band") => (
             "band".into(),
             None,
@@ -458,6 +502,21 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Gives a tombstone without a clock the clock of the change before it in the batch (same listing), so
+/// that every store orders it the same way: after that change. One left without (the first change of
+/// its listing in the batch) takes the stored version's clock where it is applied.
+pub fn fill_clocks(changes: &mut [Change]) {
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for c in changes.iter_mut() {
+        if c.clock.is_none() {
+            c.clock = last.get(&c.listing_id).copied();
+        }
+        if let Some(clock) = c.clock {
+            last.insert(c.listing_id.clone(), clock);
+        }
+    }
+}
+
 /// Keeps, of several changes to one listing within a batch, only the newest (the batch is in offset
 /// order, so a later one with a clock no smaller wins; an older clock delivered later loses).
 pub fn newest_per_key(changes: Vec<Change>) -> Vec<Change> {
@@ -542,13 +601,29 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_with_a_reason() {
-        let e = decode(1, 9, Some(b"L1"), Some(b"{\"listing_id\": 3}"), (None, None))
-            .err()
-            .map(|r| (r.offset, r.reason));
-        assert!(matches!(e, Some((9, ref why)) if why.contains("schema")), "{e:?}");
+        let e = decode(
+            1,
+            9,
+            Some(b"L1"),
+            Some(b"{\"listing_id\": 3}"),
+            (None, None),
+        )
+        .err()
+        .map(|r| (r.offset, r.reason));
+        assert!(
+            matches!(e, Some((9, ref why)) if why.contains("schema")),
+            "{e:?}"
+        );
         assert!(decode(1, 9, None, None, (None, None)).is_err());
         let t = decode(1, 10, Some(b"L1"), None, (Some(40), Some("11620".into())));
-        assert!(matches!(t, Ok(Change { row: None, clock: Some(40), .. })));
+        assert!(matches!(
+            t,
+            Ok(Change {
+                row: None,
+                clock: Some(40),
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -557,11 +632,43 @@ mod tests {
         assert!(c.newer_than(None));
         assert!(c.newer_than(Some((4, 50))));
         assert!(c.newer_than(Some((5, 9))));
-        assert!(!c.newer_than(Some((5, 10))), "the same record again is not newer");
-        assert!(!c.newer_than(Some((6, 1))), "an older clock loses whatever its offset");
+        assert!(
+            !c.newer_than(Some((5, 10))),
+            "the same record again is not newer"
+        );
+        assert!(
+            !c.newer_than(Some((6, 1))),
+            "an older clock loses whatever its offset"
+        );
         let t = change("a", 11, None, false);
-        assert!(t.newer_than(Some((6, 10))), "a clockless tombstone orders by offset");
+        assert!(
+            t.newer_than(Some((6, 10))),
+            "a clockless tombstone orders by offset"
+        );
         assert!(!t.newer_than(Some((6, 12))));
+    }
+
+    #[test]
+    fn a_clockless_tombstone_follows_the_change_before_it() {
+        let mut batch = vec![
+            change("a", 1, Some(20), true),
+            change("a", 2, None, false),
+            change("a", 3, Some(15), true), // older than the deletion: loses
+            change("b", 4, None, false),    // nothing before it: the stored clock decides
+        ];
+        fill_clocks(&mut batch);
+        assert_eq!(batch[1].clock, Some(20));
+        assert_eq!(batch[3].clock, None);
+        let out = newest_per_key(batch);
+        assert!(out[0].row.is_none() && out[0].offset == 2, "{out:?}");
+    }
+
+    #[test]
+    fn a_value_beyond_the_column_widths_is_a_reject() {
+        let mut r = sample_row("Lx");
+        assert_eq!(too_long(&r), None);
+        r.direction = Some("south-south-west".into());
+        assert!(too_long(&r).is_some_and(|w| w.contains("direction")));
     }
 
     #[test]
@@ -573,7 +680,10 @@ mod tests {
             change("a", 4, Some(7), true), // older clock delivered later: loses
             change("b", 5, Some(3), true), // same clock, later offset: wins
         ]);
-        let got: Vec<(String, i64)> = out.iter().map(|c| (c.listing_id.clone(), c.offset)).collect();
+        let got: Vec<(String, i64)> = out
+            .iter()
+            .map(|c| (c.listing_id.clone(), c.offset))
+            .collect();
         assert_eq!(got, vec![("a".into(), 3), ("b".into(), 5)]);
     }
 }

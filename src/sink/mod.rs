@@ -60,7 +60,9 @@ pub enum SinkError {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     /// Another instance wrote this partition since we read its position (a rebalance we have not
     /// seen yet): the batch is dropped and the partition re-read from the stored position.
-    #[error("partition {partition} of {topic} was written by another instance (stored next offset {stored}, expected {expected})")]
+    #[error(
+        "partition {partition} of {topic} was written by another instance (stored next offset {stored}, expected {expected})"
+    )]
     Fenced {
         /// Topic name.
         topic: String,

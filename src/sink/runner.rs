@@ -13,9 +13,14 @@
 //!    it holds ([`SinkError::Fenced`]): another instance moved on, so this one re-reads the position;
 //! 4. **revoke / stop**: pending batches are written first.
 //!
-//! `--exit-when-idle` stops once every partition of every topic is durable up to its end offset, by
-//! whichever instance wrote it. `--replay` starts every partition at offset 0 instead of the stored
-//! position: the version guard makes it change nothing that is already newer.
+//! `--exit-when-idle` stops once this run has read every assigned partition to its end offset and every
+//! partition of every topic is durable up to it, by whichever instance wrote it. `--replay` starts every
+//! partition at offset 0 instead of the stored position: the version guard makes it change nothing that
+//! is already newer.
+//!
+//! Positions, one vocabulary: the destination **holds** a *next offset* per partition (what it has made
+//! durable); a batch goes **from** the held position, its records span **first**..=last, and **next** =
+//! last + 1; after it the destination holds `max(from, next)` ([`Batch::after`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -76,7 +81,6 @@ impl Batch {
     pub fn after(&self) -> i64 {
         self.next.max(self.from)
     }
-
 }
 
 /// Where a sink writes. Every method runs on the sink's thread (through the runtime's `block_on`).
@@ -91,10 +95,19 @@ pub trait Destination: Send + 'static {
     ) -> impl Future<Output = Result<BTreeMap<(TopicKind, i32), i64>, SinkError>>;
     /// Writes the batch and moves the stored position from `batch.from` to `batch.next`, atomically.
     fn write(&mut self, batch: Batch) -> impl Future<Output = Result<(), SinkError>>;
-    /// Where a batch starting at `first` must end (its `next`), if the destination has fixed it
-    /// (a replay cuts where the first run cut, so that names derived from positions repeat).
-    fn cut(&self, _topic: TopicKind, _partition: i32, _first: i64) -> Option<i64> {
+    /// The committed range `(first, next)` that contains `offset`, if the destination fixed one: a
+    /// replay cuts its batches there, so that names derived from positions repeat even where records
+    /// have since been compacted away or expired.
+    fn cut(&self, _topic: TopicKind, _partition: i32, _offset: i64) -> Option<(i64, i64)> {
         None
+    }
+    /// Called on assignment, before [`Destination::positions`], with the partitions this instance now
+    /// owns (reload their state, clean up after a predecessor that died mid-write).
+    fn assigned(
+        &mut self,
+        _partitions: &[(TopicKind, i32)],
+    ) -> impl Future<Output = Result<(), SinkError>> {
+        async { Ok(()) }
     }
     /// Periodic work (statistics, snapshots); `idle` when every partition is drained.
     fn tick(&mut self, _idle: bool) -> impl Future<Output = Result<(), SinkError>> {
@@ -136,7 +149,8 @@ struct Pending {
     from: i64,
     first: i64,
     next: i64,
-    cut: Option<i64>,
+    /// The committed range this batch must reproduce (replay).
+    cut: Option<(i64, i64)>,
     since: Instant,
 }
 
@@ -153,6 +167,10 @@ struct Shared<D: Destination> {
     error: Option<String>,
     /// Partitions to seek after a fenced batch.
     reseek: Vec<((TopicKind, i32), i64)>,
+    /// Next offset this run has read to, per assigned partition (for `--exit-when-idle`).
+    read_to: BTreeMap<(TopicKind, i32), i64>,
+    /// Whether a first assignment happened.
+    assigned: bool,
 }
 
 struct SinkContext<D: Destination> {
@@ -191,6 +209,8 @@ impl<D: Destination> ConsumerContext for SinkContext<D> {
                 }
                 s.expected.clear();
                 s.pending.clear();
+                s.reseek.clear();
+                s.read_to.clear();
                 if let Err(e) = consumer.unassign() {
                     tracing::warn!("unassign: {e}");
                 }
@@ -213,6 +233,12 @@ impl<D: Destination> Shared<D> {
     }
 
     fn assign(&mut self, wanted: &[(String, i32)]) -> Result<TopicPartitionList, SinkError> {
+        let owned: Vec<(TopicKind, i32)> = wanted
+            .iter()
+            .filter_map(|(t, p)| self.kind(t).map(|k| (k, *p)))
+            .collect();
+        self.reseek.clear();
+        self.handle.block_on(self.dest.assigned(&owned))?;
         let stored = self.handle.block_on(self.dest.positions())?;
         let mut tpl = TopicPartitionList::new();
         for (topic, p) in wanted {
@@ -227,17 +253,32 @@ impl<D: Destination> Shared<D> {
             // In a replay the destination still holds its own position: the fence compares with it.
             let holds = stored.get(&(kind, *p)).copied().unwrap_or(0);
             self.expected.insert((kind, *p), holds);
+            self.read_to.insert((kind, *p), at);
             tpl.add_partition_offset(topic, *p, Offset::Offset(at))?;
         }
-        tracing::info!(sink = self.dest.name(), partitions = wanted.len(), "assigned");
+        self.assigned = true;
+        tracing::info!(
+            sink = self.dest.name(),
+            partitions = wanted.len(),
+            "assigned"
+        );
         Ok(tpl)
     }
 
     /// Adds a record to its partition's pending batch; returns whether that batch is due.
-    fn push(&mut self, kind: TopicKind, m: &rdkafka::message::BorrowedMessage<'_>, rows: usize) -> bool {
+    fn push(
+        &mut self,
+        kind: TopicKind,
+        m: &rdkafka::message::BorrowedMessage<'_>,
+        rows: usize,
+    ) -> bool {
         let key = (kind, m.partition());
         let held = self.expected.get(&key).copied().unwrap_or(0);
         let offset = m.offset();
+        self.read_to.insert(key, offset + 1);
+        if !self.replay && offset < held {
+            return false; // already durable (a re-delivery)
+        }
         let cut = match self.pending.get(&key) {
             Some(p) => p.cut,
             None => self.dest.cut(kind, m.partition(), offset),
@@ -247,12 +288,16 @@ impl<D: Destination> Shared<D> {
             changes: Vec::new(),
             rejects: Vec::new(),
             from: held,
-            first: offset,
+            first: cut.map_or(offset, |c| c.0),
             next: offset,
             cut,
             since: Instant::now(),
         });
-        pending.next = offset + 1;
+        // A replayed range ends where the first run ended it, whatever is left of its records.
+        pending.next = match pending.cut {
+            Some((_, next)) => next,
+            None => offset + 1,
+        };
         if kind == TopicKind::Listings {
             let (clock, region) = tombstone_headers(m);
             match change::decode(m.partition(), offset, m.key(), m.payload(), (clock, region)) {
@@ -269,7 +314,10 @@ impl<D: Destination> Shared<D> {
             });
         }
         let n = pending.records.len() + pending.changes.len() + pending.rejects.len();
-        n >= rows || pending.cut.is_some_and(|c| pending.next >= c)
+        match pending.cut {
+            Some((_, next)) => offset + 1 >= next,
+            None => n >= rows,
+        }
     }
 
     fn write(&mut self, key: (TopicKind, i32)) -> Result<(), SinkError> {
@@ -281,7 +329,8 @@ impl<D: Destination> Shared<D> {
             let topic = self.names.get(&kind).cloned().unwrap_or_default();
             for r in &p.rejects {
                 let event = dlq_event(&topic, self.dest.name(), r);
-                let bytes = serde_json::to_vec(&event).map_err(|e| SinkError::Other(e.to_string()))?;
+                let bytes =
+                    serde_json::to_vec(&event).map_err(|e| SinkError::Other(e.to_string()))?;
                 self.dlq
                     .send(TopicKind::Dlq, r.key.as_deref().unwrap_or(""), &bytes)?;
             }
@@ -289,6 +338,8 @@ impl<D: Destination> Shared<D> {
             self.summary.dlq += p.rejects.len() as u64;
         }
         let n = (p.records.len() + p.changes.len()) as u64;
+        let mut changes = p.changes;
+        change::fill_clocks(&mut changes);
         let batch = Batch {
             topic: kind,
             partition,
@@ -296,7 +347,7 @@ impl<D: Destination> Shared<D> {
             first: p.first,
             next: p.next,
             records: p.records,
-            changes: p.changes,
+            changes,
         };
         let next = batch.after();
         match self.handle.block_on(self.dest.write(batch)) {
@@ -307,7 +358,12 @@ impl<D: Destination> Shared<D> {
                 Ok(())
             }
             Err(SinkError::Fenced { stored, .. }) => {
-                tracing::warn!(sink = self.dest.name(), partition, stored, "fenced: re-reading from the stored position");
+                tracing::warn!(
+                    sink = self.dest.name(),
+                    partition,
+                    stored,
+                    "fenced: re-reading from the stored position"
+                );
                 self.summary.fenced += 1;
                 self.expected.insert(key, stored);
                 self.pending.retain(|k, _| *k != key);
@@ -343,7 +399,7 @@ impl<D: Destination> Shared<D> {
         self.pending
             .get(&key)
             .and_then(|p| p.cut)
-            .is_some_and(|c| offset >= c)
+            .is_some_and(|(_, next)| offset >= next)
     }
 }
 
@@ -387,16 +443,21 @@ fn dlq_event(topic: &str, sink: &str, r: &Reject) -> DlqEvent {
     }
 }
 
-/// End offsets of every partition of the given topics.
-fn ends(
+/// (low, high) watermarks per (topic, partition).
+type Watermarks = BTreeMap<(TopicKind, i32), (i64, i64)>;
+
+/// (low, high) watermarks of every partition of the given topics.
+fn watermarks(
     probe: &BaseConsumer,
     names: &BTreeMap<TopicKind, String>,
-) -> Result<BTreeMap<(TopicKind, i32), i64>, SinkError> {
+) -> Result<Watermarks, SinkError> {
     let mut out = BTreeMap::new();
     for (kind, name) in names {
         for p in 0..kind.def().partitions {
-            let (_, high) = probe.fetch_watermarks(name, p, Duration::from_secs(10))?;
-            out.insert((*kind, p), high);
+            out.insert(
+                (*kind, p),
+                probe.fetch_watermarks(name, p, Duration::from_secs(10))?,
+            );
         }
     }
     Ok(out)
@@ -434,6 +495,8 @@ pub fn run<D: Destination>(
         summary: RunSummary::default(),
         error: None,
         reseek: Vec::new(),
+        read_to: BTreeMap::new(),
+        assigned: false,
     }));
     let consumer: BaseConsumer<SinkContext<D>> = client_config(&cfg.kafka)
         .set("group.id", &group)
@@ -461,12 +524,20 @@ pub fn run<D: Destination>(
         if let Some(e) = s.error.take() {
             return Err(SinkError::Other(e));
         }
+        let mut reseeked = false;
         for ((kind, p), at) in std::mem::take(&mut s.reseek) {
             if let Some(topic) = s.names.get(&kind) {
-                consumer.seek(topic, p, Offset::Offset(at), Duration::from_secs(10))?;
+                if let Err(e) = consumer.seek(topic, p, Offset::Offset(at), Duration::from_secs(10))
+                {
+                    tracing::warn!(sink = name, partition = p, "seek after a fence: {e}");
+                }
+                s.read_to.insert((kind, p), at);
+                reseeked = true;
             }
         }
         let idle = match polled {
+            // Fetched before the seek: it will come again from the stored position.
+            Some(Ok(_)) if reseeked => false,
             Some(Ok(m)) => {
                 if let Some(kind) = s.kind(m.topic())
                     && s.expected.contains_key(&(kind, m.partition()))
@@ -496,14 +567,23 @@ pub fn run<D: Destination>(
             handle.block_on(s.dest.tick(idle))?;
             last_tick = Instant::now();
         }
-        if opts.exit_when_idle && idle && last_idle_check.elapsed() >= Duration::from_millis(500) {
+        if opts.exit_when_idle
+            && idle
+            && s.assigned
+            && s.pending.is_empty()
+            && last_idle_check.elapsed() >= Duration::from_millis(500)
+        {
             last_idle_check = Instant::now();
             let stored = handle.block_on(s.dest.positions())?;
-            let ends = ends(&probe, &s.names)?;
-            if ends
-                .iter()
-                .all(|(k, end)| *end == 0 || stored.get(k).is_some_and(|at| at >= end))
-            {
+            let marks = watermarks(&probe, &s.names)?;
+            // Empty or expired partitions (low = high) are done; the others must be read to their end
+            // by this run (where it owns them) and durable up to it (whoever owns them).
+            let done = marks.iter().all(|(k, &(low, high))| {
+                low == high
+                    || (stored.get(k).is_some_and(|at| *at >= high)
+                        && s.read_to.get(k).is_none_or(|r| *r >= high))
+            });
+            if done {
                 break;
             }
         }

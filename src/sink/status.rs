@@ -43,7 +43,9 @@ pub async fn collect(cfg: &Config) -> Vec<SinkStatus> {
                         .get(&topic)
                         .map(|e| {
                             e.iter()
-                                .map(|(p, end)| (end - positions.get(p).copied().unwrap_or(0)).max(0))
+                                .map(|(p, end)| {
+                                    (end - positions.get(p).copied().unwrap_or(0)).max(0)
+                                })
                                 .sum()
                         })
                         .unwrap_or(0);
@@ -134,8 +136,10 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
                         .try_collect()
                         .await?;
                     for m in listed {
-                        if let Some((_, last)) =
-                            m.location.filename().and_then(super::s3::layout::parse_commit)
+                        if let Some((_, last)) = m
+                            .location
+                            .filename()
+                            .and_then(super::s3::layout::parse_commit)
                         {
                             let at = e.0.entry(p).or_default();
                             *at = (*at).max(last + 1);
@@ -153,7 +157,12 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
 fn end_offsets(cfg: &Config) -> Result<BTreeMap<TopicKind, BTreeMap<i32, i64>>, SinkError> {
     let probe: BaseConsumer = client_config(&cfg.kafka).create()?;
     let mut out = BTreeMap::new();
-    for topic in [TopicKind::Listings, TopicKind::Observed, TopicKind::Sweeps, TopicKind::Dlq] {
+    for topic in [
+        TopicKind::Listings,
+        TopicKind::Observed,
+        TopicKind::Sweeps,
+        TopicKind::Dlq,
+    ] {
         let name = topic.name(&cfg.kafka.namespace);
         let mut e = BTreeMap::new();
         for p in 0..topic.def().partitions {

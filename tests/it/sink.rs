@@ -36,9 +36,12 @@ impl Databases {
     }
     async fn drop_all(&self) {
         if let Ok(p) = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql").await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {}", self.name)))
-                .execute(&p)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {}",
+                self.name
+            )))
+            .execute(&p)
+            .await;
         }
         if let Ok(p) = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -71,7 +74,19 @@ fn run_ok(env: &TestEnv, args: &[&str]) -> String {
 }
 
 fn feed_and_process(env: &TestEnv, listings: &str, days: &str) {
-    run_ok(env, &["crawl", "synthetic", "--listings", listings, "--days", days, "--seed", "41"]);
+    run_ok(
+        env,
+        &[
+            "crawl",
+            "synthetic",
+            "--listings",
+            listings,
+            "--days",
+            days,
+            "--seed",
+            "41",
+        ],
+    );
     run_ok(env, &["process", "--exit-when-idle"]);
 }
 
@@ -98,12 +113,18 @@ fn sum(rows: &[(String, i64, String)]) -> (u64, String) {
 }
 
 async fn mysql_rows(db: &Databases) -> Vec<(String, i64, String)> {
-    let pool = sqlx::MySqlPool::connect(&db.mysql_url()).await.expect("mysql");
-    roomstream::sink::mysql::contents(&pool).await.expect("mysql contents")
+    let pool = sqlx::MySqlPool::connect(&db.mysql_url())
+        .await
+        .expect("mysql");
+    roomstream::sink::mysql::contents(&pool)
+        .await
+        .expect("mysql contents")
 }
 
 async fn postgres_rows(db: &Databases) -> Vec<(String, i64, String)> {
-    let pool = sqlx::PgPool::connect(&db.postgres_url()).await.expect("postgres");
+    let pool = sqlx::PgPool::connect(&db.postgres_url())
+        .await
+        .expect("postgres");
     roomstream::sink::postgres::contents(&pool, "roomstream")
         .await
         .expect("postgres contents")
@@ -127,7 +148,11 @@ async fn snapshot_rows(env: &TestEnv) -> Vec<(String, i64, String)> {
                 Cell::Int(c) => c,
                 ref other => panic!("clock {other:?}"),
             };
-            (text(0), clock, text(roomstream::sink::table::index("value_sha256").unwrap_or(0)))
+            (
+                text(0),
+                clock,
+                text(roomstream::sink::table::index("value_sha256").unwrap_or(0)),
+            )
         })
         .collect()
 }
@@ -140,26 +165,59 @@ async fn objects(env: &TestEnv) -> BTreeMap<String, String> {
         store.list(Some(&root)).try_collect().await.expect("list");
     let mut out = BTreeMap::new();
     for m in listed {
-        let bytes = store.get(&m.location).await.expect("get").bytes().await.expect("bytes");
+        let bytes = store
+            .get(&m.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
         out.insert(m.location.to_string(), change::hex(&Sha256::digest(&bytes)));
     }
     out
 }
 
-async fn assert_all_hold(env: &TestEnv, db: &Databases, want: &[(String, i64, String)], what: &str) {
+async fn assert_all_hold(
+    env: &TestEnv,
+    db: &Databases,
+    want: &[(String, i64, String)],
+    what: &str,
+) {
     let want = sum(want);
     assert!(want.0 > 500, "the feed publishes listings: {want:?}");
-    assert_eq!(sum(&mysql_rows(db).await), want, "{what}: MySQL rows vs the processor's state");
-    assert_eq!(sum(&postgres_rows(db).await), want, "{what}: PostgreSQL live rows vs the processor's state");
-    assert_eq!(sum(&snapshot_rows(env).await), want, "{what}: S3 snapshot vs the processor's state");
+    assert_eq!(
+        sum(&mysql_rows(db).await),
+        want,
+        "{what}: MySQL rows vs the processor's state"
+    );
+    assert_eq!(
+        sum(&postgres_rows(db).await),
+        want,
+        "{what}: PostgreSQL live rows vs the processor's state"
+    );
+    assert_eq!(
+        sum(&snapshot_rows(env).await),
+        want,
+        "{what}: S3 snapshot vs the processor's state"
+    );
 }
 
-fn sinks_until_idle(env: &TestEnv, extra: &[&str]) {
+/// Runs each sink until idle; returns how many records each read.
+fn sinks_until_idle(env: &TestEnv, extra: &[&str]) -> Vec<u64> {
+    let mut read = Vec::new();
     for kind in ["mysql", "redshift", "s3"] {
         let mut args = vec!["sink", kind, "--exit-when-idle"];
         args.extend_from_slice(extra);
-        run_ok(env, &args);
+        let out = run_ok(env, &args);
+        let n = out
+            .split(": ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no record count in {out}"));
+        read.push(n);
     }
+    read
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,33 +230,53 @@ async fn sinks_hold_the_processors_state_and_a_replay_changes_nothing() {
     assert_all_hold(&env, &db, &want, "after the run").await;
 
     // The serving schema beside the listings: members with links, price history, statistics.
-    let pool = sqlx::MySqlPool::connect(&db.mysql_url()).await.expect("mysql");
-    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM listing_members WHERE url LIKE 'https://%'")
-        .fetch_one(&pool)
+    let pool = sqlx::MySqlPool::connect(&db.mysql_url())
         .await
-        .expect("members");
+        .expect("mysql");
+    let members: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM listing_members WHERE url LIKE 'https://%'")
+            .fetch_one(&pool)
+            .await
+            .expect("members");
     let want_members: usize = env
         .read_topic(TopicKind::Listings)
         .iter()
         .fold(BTreeMap::new(), |mut m, r| {
-            m.insert(r.key.clone(), if r.value.is_empty() { 0 } else { r.json()["members"].as_array().map_or(0, Vec::len) });
+            m.insert(
+                r.key.clone(),
+                if r.value.is_empty() {
+                    0
+                } else {
+                    r.json()["members"].as_array().map_or(0, Vec::len)
+                },
+            );
             m
         })
         .values()
         .sum();
-    assert_eq!(members as usize, want_members, "one member row, with its link, per source listing");
+    assert_eq!(
+        members as usize, want_members,
+        "one member row, with its link, per source listing"
+    );
     let cross: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM listings WHERE platform_mask = 3")
         .fetch_one(&pool)
         .await
         .expect("cross");
-    assert!(cross > 100, "cross-platform listings are one row each: {cross}");
+    assert!(
+        cross > 100,
+        "cross-platform listings are one row each: {cross}"
+    );
     let counted: Option<i64> = sqlx::query_scalar(
         "SELECT CAST(SUM(listings) AS SIGNED) FROM region_stats WHERE dong_code = ''",
     )
     .fetch_one(&pool)
     .await
     .expect("stats");
-    assert_eq!(counted, Some(want.len() as i64), "every live listing counted once in its 구");
+    assert_eq!(
+        counted,
+        Some(want.len() as i64),
+        "every live listing counted once in its 구"
+    );
     let status = run_ok(&env, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
     for s in status.as_array().expect("rows") {
@@ -208,23 +286,55 @@ async fn sinks_hold_the_processors_state_and_a_replay_changes_nothing() {
 
     // A full replay into the same sinks: no row changes, no object added, every rewrite identical.
     let before = objects(&env).await;
-    assert!(before.keys().any(|k| k.contains("/raw/observed.v1/date=")), "the raw zone is archived");
-    assert!(before.keys().any(|k| k.contains("/changes/region=")), "change files by region");
-    assert!(before.keys().any(|k| k.ends_with("/_manifest.json")), "a snapshot with its manifest");
+    assert!(
+        before.keys().any(|k| k.contains("/raw/observed.v1/date=")),
+        "the raw zone is archived"
+    );
+    assert!(
+        before.keys().any(|k| k.contains("/changes/region=")),
+        "change files by region"
+    );
+    assert!(
+        before.keys().any(|k| k.ends_with("/_manifest.json")),
+        "a snapshot with its manifest"
+    );
     let mysql_before = mysql_rows(&db).await;
     let pg_before = postgres_rows(&db).await;
-    sinks_until_idle(&env, &["--replay"]);
-    assert_eq!(mysql_rows(&db).await, mysql_before, "a replay changes no MySQL row");
-    assert_eq!(postgres_rows(&db).await, pg_before, "a replay changes no PostgreSQL row");
+    let replayed = sinks_until_idle(&env, &["--replay"]);
+    assert!(
+        replayed.iter().all(|n| *n as usize >= want.len()),
+        "each replay read the whole topic again: {replayed:?}"
+    );
+    assert_eq!(
+        mysql_rows(&db).await,
+        mysql_before,
+        "a replay changes no MySQL row"
+    );
+    assert_eq!(
+        postgres_rows(&db).await,
+        pg_before,
+        "a replay changes no PostgreSQL row"
+    );
     let after = objects(&env).await;
-    let changed: Vec<&String> = after.keys().filter(|k| before.get(*k) != after.get(*k)).take(5).collect();
-    assert!(changed.is_empty(), "a replay adds or alters no object: {changed:?}");
+    let changed: Vec<&String> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .take(5)
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "a replay adds or alters no object: {changed:?}"
+    );
     assert_eq!(before.len(), after.len());
 
     // The raw zone rebuilds the same state.
     let out = run_ok(&env, &["replay", "--from-archive"]);
     assert!(out.contains("archived inputs read"), "{out}");
-    assert_eq!(run_ok(&env, &["state", "hash"]), hash, "the archive rebuilds the same state");
+    assert_eq!(
+        run_ok(&env, &["state", "hash"]),
+        hash,
+        "the archive rebuilds the same state"
+    );
     assert_all_hold(&env, &db, &published(&env), "after the archive replay").await;
     db.drop_all().await;
 }
@@ -252,15 +362,26 @@ fn value(id: &str, clock: i64, rent: i64) -> Vec<u8> {
 /// later wins); and a value that breaks the contract.
 fn produce_out_of_order(env: &TestEnv) {
     let mut p = KafkaSink::new(&env.cfg.kafka).expect("producer");
-    p.send(TopicKind::Listings, "Lkeep", &value("Lkeep", 20, 60)).expect("send");
-    p.send(TopicKind::Listings, "Lkeep", &value("Lkeep", 10, 99)).expect("send");
-    p.send(TopicKind::Listings, "Lgone", &value("Lgone", 20, 40)).expect("send");
-    p.tombstone(TopicKind::Listings, "Lgone", &[(HEADER_CLOCK, "30"), (HEADER_REGION, "11620")])
+    p.send(TopicKind::Listings, "Lkeep", &value("Lkeep", 20, 60))
         .expect("send");
-    p.send(TopicKind::Listings, "Lgone", &value("Lgone", 25, 41)).expect("send");
-    p.send(TopicKind::Listings, "Lsame", &value("Lsame", 7, 30)).expect("send");
-    p.send(TopicKind::Listings, "Lsame", &value("Lsame", 7, 31)).expect("send");
-    p.send(TopicKind::Listings, "Lbad", b"{\"listing_id\": \"Lbad\"}").expect("send");
+    p.send(TopicKind::Listings, "Lkeep", &value("Lkeep", 10, 99))
+        .expect("send");
+    p.send(TopicKind::Listings, "Lgone", &value("Lgone", 20, 40))
+        .expect("send");
+    p.tombstone(
+        TopicKind::Listings,
+        "Lgone",
+        &[(HEADER_CLOCK, "30"), (HEADER_REGION, "11620")],
+    )
+    .expect("send");
+    p.send(TopicKind::Listings, "Lgone", &value("Lgone", 25, 41))
+        .expect("send");
+    p.send(TopicKind::Listings, "Lsame", &value("Lsame", 7, 30))
+        .expect("send");
+    p.send(TopicKind::Listings, "Lsame", &value("Lsame", 7, 31))
+        .expect("send");
+    p.send(TopicKind::Listings, "Lbad", b"{\"listing_id\": \"Lbad\"}")
+        .expect("send");
     p.finish().expect("delivered");
 }
 
@@ -268,37 +389,116 @@ fn produce_out_of_order(env: &TestEnv) {
 async fn an_older_version_after_a_newer_one_is_ignored_everywhere() {
     // In one batch, and one record per batch: the guard holds within a batch and across batches.
     for batch in ["5000", "1"] {
-        let (env, db) =
-            env_with_databases(&[("sink", "archive", "false"), ("sink", "batch_rows", batch)]).await;
+        let reader = format!(
+            "rs_reader_{}",
+            uuid::Uuid::now_v7()
+                .simple()
+                .to_string()
+                .chars()
+                .skip(20)
+                .collect::<String>()
+        );
+        let (env, db) = env_with_databases(&[
+            ("sink", "archive", "false"),
+            ("sink", "batch_rows", batch),
+            ("mysql", "reader_user", &reader),
+            ("mysql", "reader_password", "reader-pw"),
+            ("postgres", "reader_user", &reader),
+            ("postgres", "reader_password", "reader-pw"),
+        ])
+        .await;
         produce_out_of_order(&env);
         sinks_until_idle(&env, &[]);
-        let mysql = sqlx::MySqlPool::connect(&db.mysql_url()).await.expect("mysql");
+        // The API's user reads and cannot write.
+        let url = format!("mysql://{reader}:reader-pw@127.0.0.1:3306/{}", db.name);
+        let ro = sqlx::MySqlPool::connect(&url)
+            .await
+            .expect("the reader connects");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM listings")
+            .fetch_one(&ro)
+            .await
+            .expect("reads");
+        assert_eq!(n, 2);
+        let denied = sqlx::query("DELETE FROM listings")
+            .execute(&ro)
+            .await
+            .expect_err("cannot write");
+        assert!(denied.to_string().contains("denied"), "{denied}");
+        ro.close().await;
+        let url = format!("postgres://{reader}:reader-pw@127.0.0.1:5432/{}", db.name);
+        let ro = sqlx::PgPool::connect(&url)
+            .await
+            .expect("the reader connects");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM roomstream.listings")
+            .fetch_one(&ro)
+            .await
+            .expect("reads");
+        assert_eq!(n, 3);
+        let denied = sqlx::query("DELETE FROM roomstream.listings")
+            .execute(&ro)
+            .await
+            .expect_err("cannot write");
+        assert!(denied.to_string().contains("permission denied"), "{denied}");
+        ro.close().await;
+        let mysql = sqlx::MySqlPool::connect(&db.mysql_url())
+            .await
+            .expect("mysql");
         let rents: Vec<(String, i32)> =
             sqlx::query_as("SELECT listing_id, rent FROM listings ORDER BY listing_id")
                 .fetch_all(&mysql)
                 .await
                 .expect("rows");
-        assert_eq!(rents, vec![("Lkeep".into(), 60), ("Lsame".into(), 31)], "MySQL, batch {batch}");
+        assert_eq!(
+            rents,
+            vec![("Lkeep".into(), 60), ("Lsame".into(), 31)],
+            "MySQL, batch {batch}"
+        );
         let pg = sqlx::PgPool::connect(&db.postgres_url()).await.expect("pg");
-        let rows: Vec<(String, Option<i64>, bool)> =
-            sqlx::query_as("SELECT listing_id, rent, live FROM roomstream.listings ORDER BY listing_id")
-                .fetch_all(&pg)
-                .await
-                .expect("rows");
+        let rows: Vec<(String, Option<i64>, bool)> = sqlx::query_as(
+            "SELECT listing_id, rent, live FROM roomstream.listings ORDER BY listing_id",
+        )
+        .fetch_all(&pg)
+        .await
+        .expect("rows");
         assert_eq!(
             rows,
-            vec![("Lgone".into(), None, false), ("Lkeep".into(), Some(60), true), ("Lsame".into(), Some(31), true)],
+            vec![
+                ("Lgone".into(), None, false),
+                ("Lkeep".into(), Some(60), true),
+                ("Lsame".into(), Some(31), true)
+            ],
             "PostgreSQL keeps a deletion as a row (live = false, no values), batch {batch}"
         );
         let ids: Vec<String> = snapshot_rows(&env).await.into_iter().map(|r| r.0).collect();
         assert_eq!(ids, vec!["Lkeep", "Lsame"], "S3 snapshot, batch {batch}");
         let dlq = env.read_valid(TopicKind::Dlq);
-        assert_eq!(dlq.len(), 3, "each sink sends the bad record to the DLQ once: {dlq:?}");
+        assert_eq!(
+            dlq.len(),
+            3,
+            "each sink sends the bad record to the DLQ once: {dlq:?}"
+        );
         assert!(
-            dlq.iter().all(|d| d["reason"] == "contract_violation" && d["key"] == "Lbad"),
+            dlq.iter()
+                .all(|d| d["reason"] == "contract_violation" && d["key"] == "Lbad"),
             "{dlq:?}"
         );
         db.drop_all().await;
+        drop_reader(&reader).await;
+    }
+}
+
+async fn drop_reader(user: &str) {
+    if let Ok(p) = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql").await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP USER IF EXISTS '{user}'@'%'"
+        )))
+        .execute(&p)
+        .await;
+    }
+    if let Ok(p) = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {user}")))
+            .execute(&p)
+            .await;
     }
 }
 
@@ -307,7 +507,7 @@ async fn an_older_version_after_a_newer_one_is_ignored_everywhere() {
 async fn kill_mid_run(env: &TestEnv, db: &Databases, kind: &str, kills: usize) -> usize {
     let mut done = 0;
     let mut last = -1i64;
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while done < kills && Instant::now() < deadline {
         let mut child = env.spawn_roomstream(&["sink", kind, "--exit-when-idle"]);
         // Wait until it has committed something new, then kill it while it writes the next batches.
@@ -333,9 +533,14 @@ async fn kill_mid_run(env: &TestEnv, db: &Databases, kind: &str, kills: usize) -
     }
     // Then to the end, waited for without blocking the other sinks' loops.
     let mut child = env.spawn_roomstream(&["sink", kind, "--exit-when-idle"]);
+    let until = Instant::now() + Duration::from_secs(300);
     let status = loop {
         if let Ok(Some(status)) = child.try_wait() {
             break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("{kind} sink did not drain within 300 s after {done} kills");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -374,8 +579,14 @@ async fn durable(env: &TestEnv, db: &Databases, kind: &str) -> i64 {
         _ => {
             // Commit markers (listed only: the sink may be deleting as we look).
             let (store, prefix) = roomstream::store::open(&env.cfg.store).expect("store");
-            let dir = layout::root(&prefix, env.namespace()).join("_sink").join("commits");
-            store.list(Some(&dir)).try_collect::<Vec<_>>().await.map_or(-1, |v| v.len() as i64)
+            let dir = layout::root(&prefix, env.namespace())
+                .join("_sink")
+                .join("commits");
+            store
+                .list(Some(&dir))
+                .try_collect::<Vec<_>>()
+                .await
+                .map_or(-1, |v| v.len() as i64)
         }
     }
 }
@@ -383,7 +594,8 @@ async fn durable(env: &TestEnv, db: &Databases, kind: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn sinks_killed_mid_batch_and_restarted_end_with_the_same_contents() {
     // Small batches, so that a kill lands between (and inside) many commits.
-    let (env, db) = env_with_databases(&[("sink", "batch_rows", "40"), ("sink", "linger", "50ms")]).await;
+    let (env, db) =
+        env_with_databases(&[("sink", "batch_rows", "40"), ("sink", "linger", "50ms")]).await;
     feed_and_process(&env, "1200", "3");
     let want = published(&env);
     // The three sinks are independent (their own groups and stores): killed concurrently.
@@ -394,7 +606,10 @@ async fn sinks_killed_mid_batch_and_restarted_end_with_the_same_contents() {
     );
     for (kind, kills) in [("mysql", m), ("redshift", r), ("s3", s)] {
         eprintln!("{kind}: killed {kills} times mid-run");
-        assert!(kills >= 2, "{kind}: the sink was killed mid-run at least twice ({kills})");
+        assert!(
+            kills >= 2,
+            "{kind}: the sink was killed mid-run at least twice ({kills})"
+        );
     }
     assert_all_hold(&env, &db, &want, "after SIGKILLs").await;
     // No orphan: every data file is named by a committed batch.
@@ -417,9 +632,15 @@ async fn sinks_killed_mid_batch_and_restarted_end_with_the_same_contents() {
     };
     let orphans: Vec<&String> = all
         .keys()
-        .filter(|k| (k.contains("/changes/") || k.contains("/raw/") || k.contains("/dlq/")) && !committed.contains(*k))
+        .filter(|k| {
+            (k.contains("/changes/") || k.contains("/raw/") || k.contains("/dlq/"))
+                && !committed.contains(*k)
+        })
         .take(5)
         .collect();
-    assert!(orphans.is_empty(), "files of batches that died were removed: {orphans:?}");
+    assert!(
+        orphans.is_empty(),
+        "files of batches that died were removed: {orphans:?}"
+    );
     db.drop_all().await;
 }

@@ -3,9 +3,10 @@
 //! Schema: `migrations/mysql/` (sqlx migrations, run at start). Per batch, one transaction:
 //! 1. lock the partition's progress row and check it holds the batch's starting position (the fence);
 //! 2. keep the newest change per listing ([`change::newest_per_key`]), lock the stored versions of those
-//!    listings (`listing_versions`, which remembers deletions too) and keep the changes that are newer;
+//!    listings (a live one's in `listings`, a deleted one's in `listing_deletions`) and keep the changes
+//!    that are newer;
 //! 3. delete what they replace (members, prices; listings for tombstones), upsert listings, insert
-//!    members and prices, upsert the versions;
+//!    members and prices, record deletions (and forget those a listing came back from);
 //! 4. move the progress to the batch's end, and commit.
 //!
 //! InnoDB readers see the last committed batch (MVCC): a write never blocks the API's reads, and a
@@ -60,6 +61,12 @@ pub fn platform_mask(platforms: &[String]) -> i64 {
 /// updates the read-only user when `reader_user` is set.
 pub async fn connect(db: &DatabaseConfig, max_connections: u32) -> Result<MySqlPool, SinkError> {
     use sqlx::migrate::MigrateDatabase;
+    if !(db.url.starts_with("mysql://") || db.url.starts_with("mariadb://")) {
+        return Err(SinkError::Other(format!(
+            "mysql.url = {}: the MySQL sink writes to mysql:// or mariadb:// (not yet to SQLite)",
+            crate::config::mask_url(&db.url)
+        )));
+    }
     if !MySql::database_exists(&db.url).await? {
         MySql::create_database(&db.url).await?;
     }
@@ -83,7 +90,9 @@ fn literal(s: &str) -> String {
 
 /// `CREATE USER … ; GRANT SELECT ON <this database>.*` — the API's user can read, never write.
 async fn grant_reader(pool: &MySqlPool, user: &str, password: &str) -> Result<(), SinkError> {
-    let schema: String = sqlx::query_scalar("SELECT DATABASE()").fetch_one(pool).await?;
+    let schema: String = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(pool)
+        .await?;
     let who = format!("{}@'%'", literal(user));
     let mut c = pool.acquire().await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
@@ -144,7 +153,12 @@ impl Destination for MysqlSink {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| ((TopicKind::Listings, r.get::<i32, _>(0)), r.get::<i64, _>(1)))
+            .map(|r| {
+                (
+                    (TopicKind::Listings, r.get::<i32, _>(0)),
+                    r.get::<i64, _>(1),
+                )
+            })
             .collect())
     }
 
@@ -157,8 +171,12 @@ impl Destination for MysqlSink {
     }
 
     async fn tick(&mut self, _idle: bool) -> Result<(), SinkError> {
-        if self.last_stats.elapsed() >= self.stats_every {
-            self.refresh_stats().await?;
+        if self.last_stats.elapsed() >= self.stats_every
+            && let Err(e) = self.refresh_stats().await
+        {
+            // Derived data: the rows are committed; the statistics catch up at the next refresh.
+            tracing::warn!("group statistics not refreshed: {e}");
+            self.last_stats = Instant::now();
         }
         Ok(())
     }
@@ -175,7 +193,15 @@ impl MysqlSink {
             return Ok(());
         }
         let regions = self.stale.replace(BTreeSet::new());
-        stats::refresh(&self.pool, regions).await?;
+        if let Err(e) = stats::refresh(&self.pool, regions.clone()).await {
+            // Still stale: try them again next time.
+            match (&mut self.stale, regions) {
+                (Some(now), Some(before)) => now.extend(before),
+                (stale, None) => *stale = None,
+                _ => {}
+            }
+            return Err(e);
+        }
         self.last_stats = Instant::now();
         Ok(())
     }
@@ -188,6 +214,15 @@ pub async fn write_batch(
     batch: Batch,
 ) -> Result<BTreeSet<String>, SinkError> {
     let mut tx = pool.begin().await?;
+    // The progress row exists before it is locked, so two instances serialize on it.
+    sqlx::query(
+        "INSERT IGNORE INTO sink_progress (sink, topic, partition_id, next_offset, committed_at) \
+         VALUES ('mysql', ?, ?, 0, UTC_TIMESTAMP(6))",
+    )
+    .bind(topic)
+    .bind(batch.partition)
+    .execute(&mut *tx)
+    .await?;
     let stored: Option<i64> = sqlx::query_scalar(
         "SELECT next_offset FROM sink_progress WHERE sink = 'mysql' AND topic = ? AND partition_id = ? FOR UPDATE",
     )
@@ -208,7 +243,7 @@ pub async fn write_batch(
     let versions = stored_versions(&mut tx, &changes).await?;
     let winners: Vec<&Change> = changes
         .iter()
-        .filter(|c| c.newer_than(versions.get(c.listing_id.as_str()).copied()))
+        .filter(|c| c.newer_than(versions.get(c.listing_id.as_str()).map(|v| (v.0, v.1))))
         .collect();
     let mut regions = BTreeSet::new();
     for c in &winners {
@@ -216,23 +251,30 @@ pub async fn write_batch(
             regions.insert(r.clone());
         }
     }
-    // What the winners replace: children of listings that existed, and listings that ended.
+    // What the winners replace: children of live listings, live listings that ended, deletions undone.
+    let was_live = |c: &Change| versions.get(c.listing_id.as_str()).is_some_and(|v| v.2);
+    let was_deleted = |c: &Change| versions.get(c.listing_id.as_str()).is_some_and(|v| !v.2);
     let replaced: Vec<&str> = winners
         .iter()
-        .filter(|c| versions.contains_key(c.listing_id.as_str()))
+        .filter(|c| was_live(c))
         .map(|c| c.listing_id.as_str())
         .collect();
     for table in ["listing_members", "listing_prices"] {
         delete_ids(&mut tx, table, &replaced).await?;
     }
-    let ended: Vec<&str> = winners
+    let ended: Vec<&Change> = winners
         .iter()
+        .copied()
         .filter(|c| c.row.is_none())
+        .collect();
+    let ended_live: Vec<&str> = ended
+        .iter()
+        .filter(|c| was_live(c))
         .map(|c| c.listing_id.as_str())
         .collect();
-    if !ended.is_empty() {
+    if !ended_live.is_empty() {
         // A tombstone without a region header: its region is the stored row's.
-        for chunk in ended.chunks(CHUNK) {
+        for chunk in ended_live.chunks(CHUNK) {
             let mut q = QueryBuilder::<MySql>::new(
                 "SELECT DISTINCT region_code FROM listings WHERE listing_id IN ",
             );
@@ -243,19 +285,33 @@ pub async fn write_batch(
                 regions.insert(r.get::<String, _>(0));
             }
         }
-        delete_ids(&mut tx, "listings", &ended).await?;
+        delete_ids(&mut tx, "listings", &ended_live).await?;
     }
+    let revived: Vec<&str> = winners
+        .iter()
+        .filter(|c| c.row.is_some() && was_deleted(c))
+        .map(|c| c.listing_id.as_str())
+        .collect();
+    delete_ids(&mut tx, "listing_deletions", &revived).await?;
     let live: Vec<&ListingRow> = winners.iter().filter_map(|c| c.row.as_deref()).collect();
     // Each row's version columns: (clock, partition, offset) of the change that wrote it.
     let written: BTreeMap<&str, (i64, i32, i64)> = winners
         .iter()
-        .map(|c| (c.listing_id.as_str(), (c.clock.unwrap_or_default(), c.partition, c.offset)))
+        .map(|c| {
+            (
+                c.listing_id.as_str(),
+                (c.clock.unwrap_or_default(), c.partition, c.offset),
+            )
+        })
         .collect();
     for chunk in live.chunks(CHUNK) {
-        let mut q = QueryBuilder::<MySql>::new(format!("INSERT INTO listings ({LISTING_COLUMNS}) "));
+        let mut q =
+            QueryBuilder::<MySql>::new(format!("INSERT INTO listings ({LISTING_COLUMNS}) "));
         q.push_values(chunk, |mut b, r| {
-            let (clock, partition, offset) =
-                written.get(r.listing_id.as_str()).copied().unwrap_or_default();
+            let (clock, partition, offset) = written
+                .get(r.listing_id.as_str())
+                .copied()
+                .unwrap_or_default();
             b.push_bind(&r.listing_id)
                 .push_bind(&r.region_code)
                 .push_bind(&r.gu)
@@ -361,21 +417,21 @@ pub async fn write_batch(
         });
         q.build().execute(&mut *tx).await?;
     }
-    for chunk in winners.chunks(CHUNK * 4) {
+    for chunk in ended.chunks(CHUNK * 4) {
         let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO listing_versions (listing_id, version_clock, source_partition, source_offset, live) ",
+            "INSERT INTO listing_deletions (listing_id, version_clock, source_partition, source_offset) ",
         );
         q.push_values(chunk, |mut b, c| {
-            let (clock, offset) = c.version(versions.get(c.listing_id.as_str()).copied());
+            let stored = versions.get(c.listing_id.as_str()).map(|v| (v.0, v.1));
+            let (clock, offset) = c.version(stored);
             b.push_bind(&c.listing_id)
                 .push_bind(clock)
                 .push_bind(c.partition)
-                .push_bind(offset)
-                .push_bind(c.row.is_some());
+                .push_bind(offset);
         });
         q.push(
-            " ON DUPLICATE KEY UPDATE version_clock = VALUES(version_clock), source_partition = VALUES(source_partition), \
-             source_offset = VALUES(source_offset), live = VALUES(live)",
+            " ON DUPLICATE KEY UPDATE version_clock = VALUES(version_clock), \
+             source_partition = VALUES(source_partition), source_offset = VALUES(source_offset)",
         );
         q.build().execute(&mut *tx).await?;
     }
@@ -392,22 +448,28 @@ pub async fn write_batch(
     Ok(regions)
 }
 
-/// The stored versions `(clock, offset)` of the changes' listings, locked until the commit.
+/// The stored versions `(clock, offset, live)` of the changes' listings — a live listing's row, or a
+/// deleted one's record — locked until the commit.
 async fn stored_versions(
     tx: &mut sqlx::Transaction<'_, MySql>,
     changes: &[Change],
-) -> Result<BTreeMap<String, (i64, i64)>, SinkError> {
+) -> Result<BTreeMap<String, (i64, i64, bool)>, SinkError> {
     let mut out = BTreeMap::new();
-    for chunk in changes.chunks(CHUNK * 4) {
-        let mut q = QueryBuilder::<MySql>::new(
-            "SELECT listing_id, version_clock, source_offset FROM listing_versions WHERE listing_id IN ",
-        );
-        q.push_tuples(chunk, |mut b, c| {
-            b.push_bind(&c.listing_id);
-        });
-        q.push(" FOR UPDATE");
-        for r in q.build().fetch_all(&mut **tx).await? {
-            out.insert(r.get::<String, _>(0), (r.get::<i64, _>(1), r.get::<i64, _>(2)));
+    for (table, live) in [("listings", true), ("listing_deletions", false)] {
+        for chunk in changes.chunks(CHUNK * 4) {
+            let mut q = QueryBuilder::<MySql>::new(format!(
+                "SELECT listing_id, version_clock, source_offset FROM {table} WHERE listing_id IN "
+            ));
+            q.push_tuples(chunk, |mut b, c| {
+                b.push_bind(&c.listing_id);
+            });
+            q.push(" FOR UPDATE");
+            for r in q.build().fetch_all(&mut **tx).await? {
+                out.insert(
+                    r.get::<String, _>(0),
+                    (r.get::<i64, _>(1), r.get::<i64, _>(2), live),
+                );
+            }
         }
     }
     Ok(out)

@@ -46,11 +46,13 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
 pub async fn refresh(pool: &MySqlPool, regions: Option<BTreeSet<String>>) -> Result<(), SinkError> {
     let regions: Vec<String> = match regions {
         Some(r) => r.into_iter().collect(),
-        None => sqlx::query_scalar(
-            "SELECT region_code FROM listings UNION SELECT region_code FROM region_stats",
-        )
-        .fetch_all(pool)
-        .await?,
+        None => {
+            sqlx::query_scalar(
+                "SELECT region_code FROM listings UNION SELECT region_code FROM region_stats",
+            )
+            .fetch_all(pool)
+            .await?
+        }
     };
     for chunk in regions.chunks(8) {
         refresh_some(pool, chunk).await?;

@@ -68,15 +68,21 @@ pub fn create_tables(d: Dialect, schema: &str) -> String {
     )
 }
 
-/// A session-local staging table shaped like the analytics table.
-pub fn create_staging(d: Dialect, schema: &str) -> String {
-    match d {
-        Dialect::Postgres => format!(
-            "CREATE TEMP TABLE listings_stage (LIKE {schema}.listings INCLUDING DEFAULTS) ON COMMIT DROP;\n\
-             ALTER TABLE listings_stage ALTER COLUMN version_clock DROP NOT NULL"
-        ),
-        Dialect::Redshift => format!("CREATE TEMP TABLE listings_stage (LIKE {schema}.listings);"),
-    }
+/// A session-local staging table with the analytics table's columns, all nullable (a tombstone without
+/// a clock has none yet).
+pub fn create_staging(d: Dialect) -> String {
+    let cols: Vec<String> = COLUMNS
+        .iter()
+        .map(|(name, ty, _)| format!("{name} {}", sql_type(d, *ty)))
+        .collect();
+    let tail = match d {
+        Dialect::Postgres => " ON COMMIT DROP",
+        Dialect::Redshift => "",
+    };
+    format!(
+        "CREATE TEMP TABLE listings_stage ({}){tail}",
+        cols.join(", ")
+    )
 }
 
 /// Redshift: load the staging table from the batch's Parquet file (written by the S3 sink's format).
@@ -88,59 +94,66 @@ pub fn copy_staging(s3_uri: &str, iam_role: &str) -> String {
     )
 }
 
-/// The MERGE: newest staged version per listing (clock, then offset; a tombstone without a clock
-/// takes the stored one), kept only if newer than the stored version; it replaces every column. A
-/// deletion leaves `live = false`, its version and region, and NULLs: what a deleted row holds must not
-/// depend on how the records were cut into batches (the history is in the S3 change files).
-pub fn merge(_d: Dialect, schema: &str) -> String {
-    let data: Vec<&str> = COLUMNS
-        .iter()
-        .map(|(n, _, _)| *n)
-        .filter(|n| {
-            !matches!(
-                *n,
-                "listing_id" | "live" | "version_clock" | "source_partition" | "source_offset"
-            )
-        })
-        .collect();
-    let set: Vec<String> = data
-        .iter()
-        .map(|c| match *c {
-            "region_code" => "region_code = COALESCE(s.region_code, t.region_code)".to_string(),
-            c => format!("{c} = s.{c}"),
-        })
-        .collect();
-    let insert_values: Vec<String> = COLUMNS.iter().map(|(n, _, _)| format!("s.{n}")).collect();
-    let ranked_cols: Vec<String> = COLUMNS
+/// The MERGE's source, as a table (Redshift merges from a table only): the newest staged version per
+/// listing — clock, then offset; a tombstone without a clock takes the stored one — kept only if it is
+/// newer than the stored version. Redshift enforces no keys, so this is also where duplicates go.
+pub fn newest(d: Dialect, schema: &str) -> String {
+    let cols: Vec<String> = COLUMNS
         .iter()
         .map(|(n, _, _)| match *n {
-            "version_clock" => "COALESCE(st.version_clock, cur.version_clock, 0) AS version_clock".to_string(),
+            "version_clock" => {
+                "COALESCE(st.version_clock, cur.version_clock, 0) AS version_clock".to_string()
+            }
             n => format!("st.{n}"),
         })
         .collect();
+    let tail = match d {
+        Dialect::Postgres => " ON COMMIT DROP",
+        Dialect::Redshift => "",
+    };
     format!(
-        "MERGE INTO {schema}.listings t\n\
-         USING (\n  SELECT {cols}\n  FROM (\n    SELECT {ranked}, ROW_NUMBER() OVER (PARTITION BY st.listing_id \
-         ORDER BY COALESCE(st.version_clock, cur.version_clock, 0) DESC, st.source_offset DESC) AS rn\n    \
-         FROM listings_stage st LEFT JOIN {schema}.listings cur ON cur.listing_id = st.listing_id\n    \
-         WHERE cur.listing_id IS NULL\n       \
-         OR COALESCE(st.version_clock, cur.version_clock) > cur.version_clock\n       \
-         OR (COALESCE(st.version_clock, cur.version_clock) = cur.version_clock AND st.source_offset > cur.source_offset)\n  \
-         ) newest\n  WHERE rn = 1\n) s\n\
-         ON t.listing_id = s.listing_id\n\
-         WHEN MATCHED THEN UPDATE SET live = s.live, version_clock = s.version_clock, \
-         source_partition = s.source_partition, source_offset = s.source_offset,\n  {set}\n\
-         WHEN NOT MATCHED THEN INSERT ({all}) VALUES ({values});",
-        cols = COLUMNS.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", "),
-        ranked = ranked_cols.join(", "),
-        set = set.join(",\n  "),
-        all = table::names(),
-        values = insert_values.join(", "),
+        "CREATE TEMP TABLE listings_newest{tail} AS\n\
+         SELECT {names}\nFROM (\n  SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY st.listing_id \
+         ORDER BY COALESCE(st.version_clock, cur.version_clock, 0) DESC, st.source_offset DESC) AS rn\n  \
+         FROM listings_stage st LEFT JOIN {schema}.listings cur ON cur.listing_id = st.listing_id\n  \
+         WHERE cur.listing_id IS NULL\n     \
+         OR COALESCE(st.version_clock, cur.version_clock) > cur.version_clock\n     \
+         OR (COALESCE(st.version_clock, cur.version_clock) = cur.version_clock AND st.source_offset > cur.source_offset)\n\
+         ) ranked\nWHERE rn = 1",
+        names = table::names(),
+        cols = cols.join(", "),
     )
 }
 
-/// Moves a partition's progress; binds `$1` topic, `$2` partition, `$3` next offset (Redshift: the
-/// values are literals in the generated statement, as its MERGE source).
+/// The MERGE of [`newest`] into the analytics table: every column replaced (Redshift: one
+/// unconditioned `WHEN MATCHED`, no target alias). A deletion leaves `live = false`, its version and
+/// region, and NULLs: what a deleted row holds must not depend on how the records were cut into
+/// batches (the history is in the S3 change files).
+pub fn merge(_d: Dialect, schema: &str) -> String {
+    let set: Vec<String> = COLUMNS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .filter(|n| *n != "listing_id")
+        .map(|c| match c {
+            "region_code" => {
+                format!("region_code = COALESCE(s.region_code, {schema}.listings.region_code)")
+            }
+            c => format!("{c} = s.{c}"),
+        })
+        .collect();
+    let values: Vec<String> = COLUMNS.iter().map(|(n, _, _)| format!("s.{n}")).collect();
+    format!(
+        "MERGE INTO {schema}.listings USING listings_newest s ON {schema}.listings.listing_id = s.listing_id\n\
+         WHEN MATCHED THEN UPDATE SET {set}\n\
+         WHEN NOT MATCHED THEN INSERT ({all}) VALUES ({values})",
+        set = set.join(", "),
+        all = table::names(),
+        values = values.join(", "),
+    )
+}
+
+/// Moves a partition's progress; binds `$1` topic, `$2` partition, `$3` next offset (driver
+/// placeholders in both dialects; Redshift has no `ON CONFLICT`, so there it is a DELETE and an INSERT).
 pub fn progress(d: Dialect, schema: &str, sink: &str) -> String {
     match d {
         Dialect::Postgres => format!(
@@ -150,12 +163,9 @@ pub fn progress(d: Dialect, schema: &str, sink: &str) -> String {
              committed_at = EXCLUDED.committed_at"
         ),
         Dialect::Redshift => format!(
-            "MERGE INTO {schema}.sink_progress p USING (SELECT '{sink}' AS sink, $1 AS topic, $2 AS partition_id, \
-             $3 AS next_offset, GETDATE() AS committed_at) s \
-             ON p.sink = s.sink AND p.topic = s.topic AND p.partition_id = s.partition_id \
-             WHEN MATCHED THEN UPDATE SET next_offset = s.next_offset, committed_at = s.committed_at \
-             WHEN NOT MATCHED THEN INSERT (sink, topic, partition_id, next_offset, committed_at) \
-             VALUES (s.sink, s.topic, s.partition_id, s.next_offset, s.committed_at);"
+            "DELETE FROM {schema}.sink_progress WHERE sink = '{sink}' AND topic = $1 AND partition_id = $2;\n\
+             INSERT INTO {schema}.sink_progress (sink, topic, partition_id, next_offset, committed_at) \
+             VALUES ('{sink}', $1, $2, $3, GETDATE());"
         ),
     }
 }
@@ -163,16 +173,26 @@ pub fn progress(d: Dialect, schema: &str, sink: &str) -> String {
 /// The whole per-batch script of a dialect, as an operator would run it (for `--print-sql`).
 pub fn batch_script(d: Dialect, schema: &str, s3_uri: &str, iam_role: &str) -> String {
     let load = match d {
-        Dialect::Postgres => "-- (rows are INSERTed into listings_stage with bound parameters)".to_string(),
+        Dialect::Postgres => {
+            "-- (rows are INSERTed into listings_stage with bound parameters)".to_string()
+        }
         Dialect::Redshift => copy_staging(s3_uri, iam_role),
+    };
+    let cleanup = match d {
+        Dialect::Postgres => "",
+        Dialect::Redshift => "DROP TABLE listings_newest;\nDROP TABLE listings_stage;\n",
     };
     format!(
         "BEGIN;\n-- fence: the stored position must equal the batch's starting position\n\
          SELECT next_offset FROM {schema}.sink_progress WHERE sink = 'redshift' AND topic = $1 AND partition_id = $2 FOR UPDATE;\n\
-         {};\n{load}\n{}\n{};\nCOMMIT;\n",
-        create_staging(d, schema),
+         {};\n{load}\n{};\n{};\n{}\n{cleanup}COMMIT;\n",
+        create_staging(d),
+        newest(d, schema),
         merge(d, schema),
-        progress(d, schema, "redshift").trim_end_matches(';'),
+        progress(d, schema, "redshift")
+            .trim_end_matches(';')
+            .to_string()
+            + ";",
     )
 }
 
@@ -185,37 +205,57 @@ mod tests {
         let ddl = create_tables(Dialect::Redshift, "rs");
         assert!(ddl.contains("DISTKEY (listing_id) SORTKEY (region_code, listing_id)"));
         assert!(ddl.contains("title VARCHAR(4096)"));
-        assert!(!ddl.contains(" TEXT"), "Redshift TEXT is VARCHAR(256): {ddl}");
+        assert!(
+            !ddl.contains(" TEXT"),
+            "Redshift TEXT is VARCHAR(256): {ddl}"
+        );
         let pg = create_tables(Dialect::Postgres, "rs");
         assert!(pg.contains("title TEXT") && !pg.contains("DISTKEY"));
     }
 
     #[test]
     fn redshift_loads_staging_from_parquet_and_merges_unconditionally() {
-        let copy = copy_staging("s3://bucket/redshift/part-3-0-99.parquet", "arn:aws:iam::1:role/r");
+        let copy = copy_staging(
+            "s3://bucket/redshift/part-3-0-99.parquet",
+            "arn:aws:iam::1:role/r",
+        );
         assert_eq!(
             copy,
             "COPY listings_stage FROM 's3://bucket/redshift/part-3-0-99.parquet' IAM_ROLE 'arn:aws:iam::1:role/r' FORMAT AS PARQUET;"
         );
         let m = merge(Dialect::Redshift, "rs");
-        // Redshift's MERGE allows one WHEN MATCHED without a condition: the guard is in the source.
+        // Redshift's MERGE: a table as its source, no target alias, one unconditioned WHEN MATCHED.
+        assert!(m.starts_with("MERGE INTO rs.listings USING listings_newest s ON rs.listings.listing_id = s.listing_id"));
         assert_eq!(m.matches("WHEN MATCHED THEN UPDATE").count(), 1);
-        assert!(!m.contains("WHEN MATCHED AND"));
-        assert!(m.contains("ROW_NUMBER() OVER (PARTITION BY st.listing_id"));
-        assert!(m.contains("st.source_offset > cur.source_offset"));
-        assert!(!m.contains("DISTINCT ON"), "PostgreSQL-only");
+        assert!(!m.contains("WHEN MATCHED AND") && !m.contains("USING ("));
+        let n = newest(Dialect::Redshift, "rs");
+        assert!(n.starts_with("CREATE TEMP TABLE listings_newest AS"));
+        assert!(n.contains("ROW_NUMBER() OVER (PARTITION BY st.listing_id"));
+        assert!(n.contains("st.source_offset > cur.source_offset"));
+        assert!(
+            !n.contains("DISTINCT ON") && !n.contains("ON COMMIT DROP"),
+            "PostgreSQL-only"
+        );
         let p = progress(Dialect::Redshift, "rs", "redshift");
-        assert!(p.starts_with("MERGE INTO rs.sink_progress") && !p.contains("ON CONFLICT"));
+        assert!(p.starts_with("DELETE FROM rs.sink_progress") && !p.contains("ON CONFLICT"));
+        let stage = create_staging(Dialect::Redshift);
+        assert!(
+            stage.contains("version_clock BIGINT,") && !stage.contains("NOT NULL"),
+            "{stage}"
+        );
         let script = batch_script(Dialect::Redshift, "rs", "s3://b/k.parquet", "arn:r");
         assert!(script.starts_with("BEGIN;") && script.ends_with("COMMIT;\n"));
-        assert!(script.contains("CREATE TEMP TABLE listings_stage (LIKE rs.listings);"));
+        assert!(script.contains("DROP TABLE listings_stage;"));
     }
 
     #[test]
     fn every_column_is_merged() {
-        let m = merge(Dialect::Postgres, "rs");
+        let m = merge(Dialect::Postgres, "rs") + &newest(Dialect::Postgres, "rs");
         for (name, _, _) in COLUMNS {
-            assert!(m.contains(&format!("s.{name}")), "{name} missing from the MERGE");
+            assert!(
+                m.contains(&format!("s.{name}")),
+                "{name} missing from the MERGE"
+            );
         }
     }
 }

@@ -42,9 +42,12 @@ pub async fn connect(db: &DatabaseConfig, schema: &str) -> Result<PgPool, SinkEr
     sqlx::query("SELECT pg_advisory_xact_lock(7355608)")
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(AssertSqlSafe(dialect::create_tables(Dialect::Postgres, schema)))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::raw_sql(AssertSqlSafe(dialect::create_tables(
+        Dialect::Postgres,
+        schema,
+    )))
+    .execute(&mut *tx)
+    .await?;
     if !db.reader_user.is_empty() {
         let user = &db.reader_user;
         let pw = db.reader_password.replace('\'', "''");
@@ -53,7 +56,8 @@ pub async fn connect(db: &DatabaseConfig, schema: &str) -> Result<PgPool, SinkEr
              CREATE ROLE {user} LOGIN; END IF; END $$;\n\
              ALTER ROLE {user} PASSWORD '{pw}';\n\
              GRANT USAGE ON SCHEMA {schema} TO {user};\n\
-             GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {user};"
+             GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {user};\n\
+             ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {user};"
         )))
         .execute(&mut *tx)
         .await?;
@@ -77,7 +81,11 @@ impl RedshiftSink {
         let schema = cfg.sink.redshift_schema.clone();
         let pool = connect(&cfg.postgres, &schema).await?;
         Ok(RedshiftSink {
-            merge_sql: dialect::merge(Dialect::Postgres, &schema),
+            merge_sql: format!(
+                "{};\n{}",
+                dialect::newest(Dialect::Postgres, &schema),
+                dialect::merge(Dialect::Postgres, &schema)
+            ),
             progress_sql: dialect::progress(Dialect::Postgres, &schema, "redshift"),
             listings_topic: TopicKind::Listings.name(&cfg.kafka.namespace),
             schema,
@@ -110,12 +118,27 @@ impl Destination for RedshiftSink {
         .await?;
         Ok(rows
             .iter()
-            .map(|r| ((TopicKind::Listings, r.get::<i32, _>(0)), r.get::<i64, _>(1)))
+            .map(|r| {
+                (
+                    (TopicKind::Listings, r.get::<i32, _>(0)),
+                    r.get::<i64, _>(1),
+                )
+            })
             .collect())
     }
 
     async fn write(&mut self, batch: Batch) -> Result<(), SinkError> {
         let mut tx = self.pool.begin().await?;
+        // The progress row exists before it is locked, so two instances serialize on it.
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {}.sink_progress (sink, topic, partition_id, next_offset, committed_at) \
+             VALUES ('redshift', $1, $2, 0, now()) ON CONFLICT DO NOTHING",
+            self.schema
+        )))
+        .bind(&self.listings_topic)
+        .bind(batch.partition)
+        .execute(&mut *tx)
+        .await?;
         let stored: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT next_offset FROM {}.sink_progress WHERE sink = 'redshift' AND topic = $1 AND partition_id = $2 FOR UPDATE",
             self.schema
@@ -134,11 +157,13 @@ impl Destination for RedshiftSink {
         }
         let after = batch.after();
         if !batch.changes.is_empty() {
-            sqlx::raw_sql(AssertSqlSafe(dialect::create_staging(Dialect::Postgres, &self.schema)))
+            sqlx::raw_sql(AssertSqlSafe(dialect::create_staging(Dialect::Postgres)))
                 .execute(&mut *tx)
                 .await?;
             stage(&mut tx, &batch.changes).await?;
-            sqlx::raw_sql(AssertSqlSafe(self.merge_sql.clone())).execute(&mut *tx).await?;
+            sqlx::raw_sql(AssertSqlSafe(self.merge_sql.clone()))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(AssertSqlSafe(self.progress_sql.clone()))
             .bind(&self.listings_topic)
@@ -179,7 +204,10 @@ async fn stage(
 }
 
 /// `(listing_id, version_clock, value_sha256)` of every live row, for the content checksum.
-pub async fn contents(pool: &PgPool, schema: &str) -> Result<Vec<(String, i64, String)>, SinkError> {
+pub async fn contents(
+    pool: &PgPool,
+    schema: &str,
+) -> Result<Vec<(String, i64, String)>, SinkError> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT listing_id, version_clock, value_sha256 FROM {schema}.listings WHERE live"
     )))

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::layout;
 use super::parquet;
@@ -70,10 +70,9 @@ pub fn dlq_row(r: &Record) -> Vec<Value> {
     let int = |k: &str| -> Value { v.get(k).and_then(serde_json::Value::as_i64).into() };
     let value = match v.get("value") {
         Some(x) => Value::Text(x.to_string()),
-        None => r
-            .value
-            .as_deref()
-            .map_or(Value::Null, |b| Value::Text(String::from_utf8_lossy(b).into_owned())),
+        None => r.value.as_deref().map_or(Value::Null, |b| {
+            Value::Text(String::from_utf8_lossy(b).into_owned())
+        }),
     };
     vec![
         Value::Int(i64::from(r.partition)),

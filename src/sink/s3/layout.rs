@@ -35,7 +35,14 @@ pub fn data_dir(root: &Path, topic: TopicKind) -> Path {
 }
 
 /// A data file: `<dir>/<group>/part-<p>-<first>-<last>.parquet` (`group` = `region=…` or `date=…`).
-pub fn data_file(root: &Path, topic: TopicKind, group: &str, p: i32, first: i64, last: i64) -> Path {
+pub fn data_file(
+    root: &Path,
+    topic: TopicKind,
+    group: &str,
+    p: i32,
+    first: i64,
+    last: i64,
+) -> Path {
     data_dir(root, topic)
         .join(group)
         .join(format!("part-{p}-{first}-{last}.parquet"))
@@ -124,7 +131,10 @@ mod tests {
             "lake/ns/raw/observed.v1/date=2026-11-25/part-0-0-9.parquet"
         );
         let c = commit(&root, TopicKind::Listings, 3, 100, 199);
-        assert!(c.as_ref().ends_with("partition=3/00000000000000000100-00000000000000000199.json"));
+        assert!(
+            c.as_ref()
+                .ends_with("partition=3/00000000000000000100-00000000000000000199.json")
+        );
         assert_eq!(
             parse_commit("00000000000000000100-00000000000000000199.json"),
             Some((100, 199))

@@ -12,7 +12,13 @@
 //! written. A replay (`--replay`) cuts batches where the markers say the first run cut them, so it
 //! rewrites the same objects with the same bytes and adds none.
 //!
-//! Snapshots ([`snapshot`]) fold the change files committed since the last snapshot into it.
+//! Snapshots ([`snapshot`]) fold the change files committed since the last snapshot into it; the
+//! instance that owns partition 0 of `listings.v1` writes them (one writer per group).
+//!
+//! Several instances share the partitions through the group; each reloads the markers of the partitions
+//! it is given, and a batch must start where its partition's committed ranges end (the fence). Two live
+//! owners of one partition (a zombie past its session) can still race on a marker: object stores
+//! without conditional writes cannot fence that, so the last marker wins and both wrote the same names.
 
 pub mod archive;
 pub mod layout;
@@ -58,8 +64,11 @@ pub struct S3Sink {
     store: Arc<dyn ObjectStore>,
     root: Path,
     topics: Vec<TopicKind>,
-    /// Committed ranges (first → last) per (topic, partition); loaded on first use.
+    /// Committed ranges (first → last) per (topic, partition): those this instance owns are reloaded
+    /// from the store at each assignment; the others are as last read (for `--exit-when-idle`).
     ranges: Option<BTreeMap<(TopicKind, i32), BTreeMap<i64, i64>>>,
+    /// Whether this instance owns partition 0 of `listings.v1`: that one writes the snapshots.
+    snapshot_writer: bool,
     snapshot_every: Duration,
     last_snapshot: Instant,
     /// Whether listings moved since the last snapshot.
@@ -81,6 +90,7 @@ impl S3Sink {
             root: layout::root(&prefix, &cfg.kafka.namespace),
             topics,
             ranges: None,
+            snapshot_writer: false,
             snapshot_every: cfg.sink.snapshot_interval,
             last_snapshot: Instant::now(),
             dirty: false,
@@ -93,24 +103,25 @@ impl S3Sink {
         (self.store.clone(), self.root.clone())
     }
 
-    /// Loads the committed ranges and cleans up after batches that died mid-write.
+    /// The committed ranges (first → last) of one partition, from its commit markers.
+    async fn committed(&self, topic: TopicKind, p: i32) -> Result<BTreeMap<i64, i64>, SinkError> {
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&layout::commits_dir(&self.root, topic, p)))
+            .try_collect()
+            .await?;
+        Ok(listed
+            .iter()
+            .filter_map(|m| m.location.filename().and_then(layout::parse_commit))
+            .collect())
+    }
+
+    /// Reads the committed ranges of every partition (without touching intents).
     async fn load(&mut self) -> Result<(), SinkError> {
-        let mut ranges: BTreeMap<(TopicKind, i32), BTreeMap<i64, i64>> = BTreeMap::new();
+        let mut ranges = BTreeMap::new();
         for &topic in &self.topics {
             for p in 0..topic.def().partitions {
-                let listed: Vec<object_store::ObjectMeta> = self
-                    .store
-                    .list(Some(&layout::commits_dir(&self.root, topic, p)))
-                    .try_collect()
-                    .await?;
-                let r = ranges.entry((topic, p)).or_default();
-                for m in listed {
-                    if let Some((a, b)) = m.location.filename().and_then(layout::parse_commit) {
-                        r.insert(a, b);
-                    }
-                }
-                let next = r.values().next_back().map_or(0, |l| l + 1);
-                self.abandon_intent(topic, p, next).await?;
+                ranges.insert((topic, p), self.committed(topic, p).await?);
             }
         }
         self.ranges = Some(ranges);
@@ -137,23 +148,30 @@ impl S3Sink {
                 Err(e) => return Err(e.into()),
             }
         }
-        tracing::info!(topic = topic.def().suffix, partition = p, files = intent.files.len(), "removed the files of an uncommitted batch");
+        tracing::info!(
+            topic = topic.def().suffix,
+            partition = p,
+            files = intent.files.len(),
+            "removed the files of an uncommitted batch"
+        );
         self.store.delete(&path).await?;
         Ok(())
     }
 
-    /// Writes a snapshot if listings changed since the last one.
+    /// Writes a snapshot if listings changed since the last one, at the positions the store's commit
+    /// markers say (every partition's, whoever wrote them).
     pub async fn snapshot_now(&mut self) -> Result<Option<snapshot::Manifest>, SinkError> {
-        if self.ranges.is_none() {
-            self.load().await?;
+        let mut positions = BTreeMap::new();
+        for p in 0..TopicKind::Listings.def().partitions {
+            if let Some(last) = self
+                .committed(TopicKind::Listings, p)
+                .await?
+                .values()
+                .next_back()
+            {
+                positions.insert(p, last + 1);
+            }
         }
-        let positions: BTreeMap<i32, i64> = self
-            .ranges
-            .iter()
-            .flatten()
-            .filter(|((t, _), _)| *t == TopicKind::Listings)
-            .filter_map(|((_, p), r)| r.values().next_back().map(|l| (*p, l + 1)))
-            .collect();
         let m = snapshot::write(&self.store, &self.root, &positions).await?;
         if m.is_some() {
             self.snapshots_written += 1;
@@ -173,6 +191,23 @@ impl Destination for S3Sink {
         self.topics.clone()
     }
 
+    async fn assigned(&mut self, partitions: &[(TopicKind, i32)]) -> Result<(), SinkError> {
+        if self.ranges.is_none() {
+            self.load().await?;
+        }
+        // What a predecessor committed, and what it left half-written, in the partitions now ours.
+        for &(topic, p) in partitions {
+            let r = self.committed(topic, p).await?;
+            let next = r.values().next_back().map_or(0, |l| l + 1);
+            self.abandon_intent(topic, p, next).await?;
+            if let Some(all) = self.ranges.as_mut() {
+                all.insert((topic, p), r);
+            }
+        }
+        self.snapshot_writer = partitions.contains(&(TopicKind::Listings, 0));
+        Ok(())
+    }
+
     async fn positions(&mut self) -> Result<BTreeMap<(TopicKind, i32), i64>, SinkError> {
         if self.ranges.is_none() {
             self.load().await?;
@@ -185,10 +220,10 @@ impl Destination for S3Sink {
             .collect())
     }
 
-    fn cut(&self, topic: TopicKind, partition: i32, first: i64) -> Option<i64> {
+    fn cut(&self, topic: TopicKind, partition: i32, offset: i64) -> Option<(i64, i64)> {
         let r = self.ranges.as_ref()?.get(&(topic, partition))?;
-        let (_, last) = r.range(..=first).next_back()?;
-        (*last >= first).then_some(last + 1)
+        let (first, last) = r.range(..=offset).next_back()?;
+        (*last >= offset).then_some((*first, last + 1))
     }
 
     async fn write(&mut self, batch: Batch) -> Result<(), SinkError> {
@@ -231,14 +266,27 @@ impl Destination for S3Sink {
         };
         let files: Vec<(Path, Vec<Vec<table::Value>>)> = groups
             .into_iter()
-            .map(|(g, rows)| (layout::data_file(&self.root, topic, &g, p, first, last), rows))
+            .map(|(g, rows)| {
+                (
+                    layout::data_file(&self.root, topic, &g, p, first, last),
+                    rows,
+                )
+            })
             .collect();
-        let committed = self
-            .ranges
-            .as_ref()
-            .and_then(|r| r.get(&(topic, p)))
-            .and_then(|r| r.get(&first))
-            == Some(&last);
+        let held = self.ranges.as_ref().and_then(|r| r.get(&(topic, p)));
+        let committed = held.and_then(|r| r.get(&first)) == Some(&last);
+        // The fence: a new range must start where this partition's committed ranges end.
+        let end = held
+            .and_then(|r| r.values().next_back())
+            .map_or(0, |l| l + 1);
+        if !committed && batch.from != end {
+            return Err(SinkError::Fenced {
+                topic: topic.def().suffix.clone(),
+                partition: p,
+                stored: end,
+                expected: batch.from,
+            });
+        }
         let commit = Commit {
             topic: topic.def().suffix.clone(),
             partition: p,
@@ -251,19 +299,30 @@ impl Destination for S3Sink {
                 .unwrap_or_default(),
         };
         if !committed {
-            let intent = serde_json::to_vec(&commit).map_err(|e| SinkError::Other(e.to_string()))?;
+            let intent =
+                serde_json::to_vec(&commit).map_err(|e| SinkError::Other(e.to_string()))?;
             self.store
-                .put(&layout::intent(&self.root, topic, p), PutPayload::from(intent))
+                .put(
+                    &layout::intent(&self.root, topic, p),
+                    PutPayload::from(intent),
+                )
                 .await?;
         }
+        // The files of a batch go up together; the commit marker only after all of them.
+        let mut puts = Vec::with_capacity(files.len());
         for (path, rows) in &files {
             let bytes = parquet::encode(columns, rows)?;
-            self.store.put(path, PutPayload::from(bytes)).await?;
+            puts.push(self.store.put(path, PutPayload::from(bytes)));
         }
+        futures::future::try_join_all(puts).await?;
         if !committed {
-            let marker = serde_json::to_vec(&commit).map_err(|e| SinkError::Other(e.to_string()))?;
+            let marker =
+                serde_json::to_vec(&commit).map_err(|e| SinkError::Other(e.to_string()))?;
             self.store
-                .put(&layout::commit(&self.root, topic, p, first, last), PutPayload::from(marker))
+                .put(
+                    &layout::commit(&self.root, topic, p, first, last),
+                    PutPayload::from(marker),
+                )
                 .await?;
             if let Some(r) = self.ranges.as_mut() {
                 r.entry((topic, p)).or_default().insert(first, last);
@@ -276,14 +335,15 @@ impl Destination for S3Sink {
     }
 
     async fn tick(&mut self, _idle: bool) -> Result<(), SinkError> {
-        if self.dirty && self.last_snapshot.elapsed() >= self.snapshot_every {
+        if self.snapshot_writer && self.dirty && self.last_snapshot.elapsed() >= self.snapshot_every
+        {
             self.snapshot_now().await?;
         }
         Ok(())
     }
 
     async fn close(&mut self) -> Result<(), SinkError> {
-        if self.dirty {
+        if self.snapshot_writer && self.dirty {
             self.snapshot_now().await?;
         }
         Ok(())

@@ -202,7 +202,10 @@ mod tests {
         assert_eq!(a, b, "the same rows give the same bytes");
         let back = decode(COLS, bytes_of(a))?;
         assert_eq!(back, rows);
-        assert!(encode(COLS, &[vec![Value::Int(1)]]).is_err(), "a wrong type is an error");
+        assert!(
+            encode(COLS, &[vec![Value::Int(1)]]).is_err(),
+            "a wrong type is an error"
+        );
         Ok(())
     }
 

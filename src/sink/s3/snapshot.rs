@@ -1,5 +1,6 @@
-//! Snapshots: every live listing as of a set of `listings.v1` positions, one Parquet file per region,
-//! and a manifest written last that records the positions and the files. Readers trust only a
+//! Snapshots: every listing as of a set of `listings.v1` positions — live ones, and deleted ones as
+//! `live = false` rows (readers filter `WHERE live`) — one Parquet file per region, and a manifest
+//! written last that records the positions and the files. Readers trust only a
 //! snapshot with a manifest; an epoch that died half-written is simply written again (same number).
 //!
 //! Snapshot n = snapshot n−1 + the change files committed after its positions, folded by version
@@ -25,7 +26,7 @@ pub struct Manifest {
     pub epoch: u64,
     /// Next offset of each `listings.v1` partition the snapshot reflects.
     pub positions: BTreeMap<i32, i64>,
-    /// Region → file path and rows.
+    /// Region → file path and rows (deleted listings included, `live = false`).
     pub files: BTreeMap<String, (String, u64)>,
     /// Live listings in all.
     pub rows: u64,
@@ -34,7 +35,10 @@ pub struct Manifest {
 }
 
 /// The newest snapshot with a manifest.
-pub async fn latest(store: &Arc<dyn ObjectStore>, root: &Path) -> Result<Option<Manifest>, SinkError> {
+pub async fn latest(
+    store: &Arc<dyn ObjectStore>,
+    root: &Path,
+) -> Result<Option<Manifest>, SinkError> {
     let listed = store
         .list_with_delimiter(Some(&layout::snapshots(root)))
         .await?;
@@ -87,7 +91,10 @@ pub async fn write(
     positions: &BTreeMap<i32, i64>,
 ) -> Result<Option<Manifest>, SinkError> {
     let base = latest(store, root).await?;
-    let old = base.as_ref().map(|m| m.positions.clone()).unwrap_or_default();
+    let old = base
+        .as_ref()
+        .map(|m| m.positions.clone())
+        .unwrap_or_default();
     if &old == positions {
         return Ok(None);
     }
@@ -118,7 +125,8 @@ pub async fn write(
             }
         }
     }
-    // Deletions whose region is unknown apply wherever the listing is.
+    // Deletions whose region is unknown apply wherever the listing is (after the region's own
+    // changes: the fold orders by offset).
     let mut orphans: Vec<Vec<Value>> = Vec::new();
     for f in by_region.remove("unknown").unwrap_or_default() {
         orphans.extend(read(store, &f).await?);
@@ -141,23 +149,25 @@ pub async fn write(
         for f in by_region.get(&region).into_iter().flatten() {
             changes.extend(read(store, f).await?);
         }
-        changes.extend(
-            orphans
-                .iter()
-                .filter(|r| rows.contains_key(&id_of(r)))
-                .cloned(),
-        );
+        let here: BTreeSet<String> = rows
+            .keys()
+            .cloned()
+            .chain(changes.iter().map(|r| id_of(r)))
+            .collect();
+        changes.extend(orphans.iter().filter(|r| here.contains(&id_of(r))).cloned());
         fold(&mut rows, changes);
-        let live: Vec<Vec<Value>> = rows.into_values().filter(|r| is_live(r)).collect();
-        if live.is_empty() {
+        // Deletions stay (live = false) so that an older version arriving later cannot revive them.
+        let all: Vec<Vec<Value>> = rows.into_values().collect();
+        if all.is_empty() {
             continue;
         }
         let path = layout::snapshot_file(root, epoch, &region);
         store
-            .put(&path, PutPayload::from(parquet::encode(COLUMNS, &live)?))
+            .put(&path, PutPayload::from(parquet::encode(COLUMNS, &all)?))
             .await?;
-        total += live.len() as u64;
-        files.insert(region, (path.to_string(), live.len() as u64));
+        let live = all.iter().filter(|r| is_live(r)).count() as u64;
+        total += live;
+        files.insert(region, (path.to_string(), all.len() as u64));
     }
     let manifest = Manifest {
         epoch,
@@ -204,7 +214,7 @@ async fn read(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<Vec<Value>
     parquet::decode(table::COLUMNS, bytes)
 }
 
-/// Every live row of the latest snapshot (tests, `roomstream status`).
+/// Every live row of the latest snapshot (tests, analytics).
 pub async fn read_latest(
     store: &Arc<dyn ObjectStore>,
     root: &Path,
@@ -214,7 +224,7 @@ pub async fn read_latest(
     };
     let mut rows = Vec::new();
     for (path, _) in m.files.values() {
-        rows.extend(read(store, path).await?);
+        rows.extend(read(store, path).await?.into_iter().filter(|r| is_live(r)));
     }
     Ok(Some((m, rows)))
 }
@@ -246,8 +256,16 @@ mod tests {
             let mut rows = BTreeMap::new();
             rows.insert("c".to_string(), row("c", true, Some(1), 1));
             fold(&mut rows, order);
-            let live: Vec<&String> = rows.iter().filter(|(_, r)| is_live(r)).map(|(k, _)| k).collect();
-            assert_eq!(live, vec!["c"], "a ended at clock 9; b ended after its last upsert");
+            let live: Vec<&String> = rows
+                .iter()
+                .filter(|(_, r)| is_live(r))
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(
+                live,
+                vec!["c"],
+                "a ended at clock 9; b ended after its last upsert"
+            );
         }
     }
 }
