@@ -98,18 +98,17 @@ pub async fn sink(cfg: &Config, args: SinkArgs) -> anyhow::Result<ExitCode> {
             "--print-sql is for `sink redshift`"
         );
         let schema = &cfg.sink.redshift_schema;
-        println!(
-            "-- Redshift (generated, not run here)\n{}",
-            dialect::create_tables(dialect::Dialect::Redshift, schema)
+        let script = dialect::batch_script(
+            dialect::Dialect::Redshift,
+            schema,
+            "s3://<bucket>/<prefix>/redshift/part-<p>-<first>-<last>.parquet",
+            "<iam role arn>",
         );
-        println!(
-            "{}",
-            dialect::batch_script(
-                dialect::Dialect::Redshift,
-                schema,
-                "s3://<bucket>/<prefix>/redshift/part-<p>-<first>-<last>.parquet",
-                "<iam role arn>"
-            )
+        // Written, not printed: a reader that stops early (`| head`) is not an error.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "-- Redshift (generated, not run here)\n{}\n{script}",
+            dialect::create_tables(dialect::Dialect::Redshift, schema)
         );
         return Ok(ExitCode::SUCCESS);
     }
