@@ -412,7 +412,7 @@ pub async fn bench(cfg: &Config, rows: u32, sizes: &[usize]) -> anyhow::Result<E
         let mut r = RedshiftSink::open(&c).await.context("postgres")?;
         let (ins, upd) = bench_one(&mut r, rows, size).await?;
         println!("{:<10} {:>7} {:>14.0} {:>14.0}", "postgres", size, ins, upd);
-        drop_database(&c.mysql.url, &c.postgres.url, &db).await;
+        drop_databases(&c.mysql.url, &c.postgres.url).await;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -430,9 +430,9 @@ fn replace_database(url: &str, db: &str) -> String {
     }
 }
 
-async fn drop_database(mysql: &str, postgres: &str, db: &str) {
+/// Drops the benchmark's scratch databases (best effort).
+async fn drop_databases(mysql: &str, postgres: &str) {
     use sqlx::migrate::MigrateDatabase;
     let _ = sqlx::MySql::drop_database(mysql).await;
     let _ = sqlx::Postgres::force_drop_database(postgres).await;
-    let _ = db;
 }

@@ -515,12 +515,18 @@ pub fn run<D: Destination>(
     let (rows, linger) = (cfg.sink.batch_rows.max(1), cfg.sink.linger);
     let mut last_tick = Instant::now();
     let mut last_idle_check = Instant::now();
+    let mut waiting_since = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let polled = consumer.poll(Duration::from_millis(100));
         let mut s = lock(&shared);
+        if !s.assigned && waiting_since.elapsed() >= Duration::from_secs(60) {
+            // Say so rather than wait in silence: the group may still hold dead members.
+            tracing::warn!(sink = name, group = %group, "no partitions assigned after 60 s; still waiting for the group coordinator");
+            waiting_since = Instant::now();
+        }
         if let Some(e) = s.error.take() {
             return Err(SinkError::Other(e));
         }
