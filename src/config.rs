@@ -264,6 +264,10 @@ pub struct SinkConfig {
     pub archive: bool,
     /// PostgreSQL: the schema of the staging and analytics tables.
     pub redshift_schema: String,
+    /// Consumer group of a sink; empty for `<namespace>.sink-<name>`. The group only spreads partitions
+    /// over instances — progress lives in the destination — so a new group resumes where the old one
+    /// stopped.
+    pub group: String,
 }
 
 impl Default for SinkConfig {
@@ -275,6 +279,7 @@ impl Default for SinkConfig {
             snapshot_interval: Duration::from_secs(600),
             archive: true,
             redshift_schema: "roomstream".into(),
+            group: String::new(),
         }
     }
 }

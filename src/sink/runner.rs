@@ -481,6 +481,8 @@ pub fn run<D: Destination>(
             "{ns}.sink-{name}-replay-{}",
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
         )
+    } else if !cfg.sink.group.is_empty() {
+        cfg.sink.group.clone()
     } else {
         format!("{ns}.sink-{name}")
     };
