@@ -1,6 +1,7 @@
 //! `roomstream sink mysql|s3|redshift`, `roomstream status`, `roomstream run` and
 //! `roomstream replay --from-archive`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::process::checkpoint::{Checkpoint, CheckpointStore};
-use crate::process::engine::{PartitionState, Position};
+use crate::process::engine::{Engine, Output, PartitionState, Position};
 use crate::sink::mysql::MysqlSink;
 use crate::sink::postgres::{RedshiftSink, dialect};
 use crate::sink::runner::{self, RunOptions, RunSummary};
@@ -255,23 +256,28 @@ pub async fn replay_from_archive(cfg: &Config) -> anyhow::Result<ExitCode> {
             true,
         );
         let mut out = Vec::new();
-        for r in observed.get(&p).into_iter().flatten() {
-            let at = Position {
-                topic: &obs_name,
-                partition: p,
-                offset: r.offset,
-            };
-            engine.observe(at, r.key.as_deref(), r.value.as_deref(), &mut out);
-            inputs += 1;
-        }
-        for r in sweeps.get(&p).into_iter().flatten() {
-            let at = Position {
-                topic: &sweeps_name,
-                partition: p,
-                offset: r.offset,
-            };
-            engine.sweep(at, r.key.as_deref(), r.value.as_deref(), &mut out);
-            inputs += 1;
+        type Apply = fn(&mut Engine, Position<'_>, Option<&[u8]>, Option<&[u8]>, &mut Vec<Output>);
+        type Archive = BTreeMap<i32, Vec<archive::Archived>>;
+        let inputs_of: [(&str, &Archive, Apply); 2] = [
+            (&obs_name, &observed, Engine::observe),
+            (&sweeps_name, &sweeps, Engine::sweep),
+        ];
+        for (topic, archived, apply) in inputs_of {
+            for r in archived.get(&p).into_iter().flatten() {
+                let at = Position {
+                    topic,
+                    partition: p,
+                    offset: r.offset,
+                };
+                apply(
+                    &mut engine,
+                    at,
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &mut out,
+                );
+                inputs += 1;
+            }
         }
         let Some(part) = engine.parts.remove(&p) else {
             continue;

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
-use sqlx::Row;
 
 use super::{SinkError, SinkKind};
 use crate::config::Config;
@@ -84,19 +83,14 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect(&cfg.mysql.url)
                 .await?;
-            let rows = sqlx::query(
+            let rows = sqlx::query_as(
                 "SELECT partition_id, next_offset, DATE_FORMAT(committed_at, '%Y-%m-%dT%H:%i:%s.%fZ') \
                  FROM sink_progress WHERE sink = 'mysql' AND topic = ?",
             )
             .bind(&listings)
             .fetch_all(&pool)
             .await?;
-            let e = out.entry(TopicKind::Listings).or_default();
-            for r in rows {
-                e.0.insert(r.get(0), r.get(1));
-                let t: Option<String> = r.get(2);
-                e.1 = e.1.take().max(t);
-            }
+            out.insert(TopicKind::Listings, progress_of(rows));
         }
         SinkKind::Redshift => {
             let pool = sqlx::postgres::PgPoolOptions::new()
@@ -104,7 +98,7 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect(&cfg.postgres.url)
                 .await?;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT partition_id, next_offset, to_char(committed_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
                  FROM {}.sink_progress WHERE sink = 'redshift' AND topic = $1",
                 cfg.sink.redshift_schema
@@ -112,12 +106,7 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
             .bind(&listings)
             .fetch_all(&pool)
             .await?;
-            let e = out.entry(TopicKind::Listings).or_default();
-            for r in rows {
-                e.0.insert(r.get(0), r.get(1));
-                let t: Option<String> = r.get(2);
-                e.1 = e.1.take().max(t);
-            }
+            out.insert(TopicKind::Listings, progress_of(rows));
         }
         SinkKind::S3 => {
             use futures::TryStreamExt;
@@ -152,6 +141,15 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
         }
     }
     Ok(out)
+}
+
+/// `(partition, next offset, committed at)` rows of a progress table → positions and the latest commit.
+fn progress_of(rows: Vec<(i32, i64, Option<String>)>) -> (BTreeMap<i32, i64>, Option<String>) {
+    let latest = rows.iter().filter_map(|r| r.2.clone()).max();
+    (
+        rows.into_iter().map(|(p, next, _)| (p, next)).collect(),
+        latest,
+    )
 }
 
 fn end_offsets(cfg: &Config) -> Result<BTreeMap<TopicKind, BTreeMap<i32, i64>>, SinkError> {
