@@ -4,7 +4,8 @@
 # ../shared/fixtures/real exists — then the processor: one deduplicated state, its hash, and how well it
 # merged the same flat across Zigbang and Dabang against the simulator's ground truth; the scores' fair-rent
 # model and bait warning against it too, and a full rescore that finds nothing to change; then the three
-# sinks (MariaDB serving schema, PostgreSQL as Redshift staging, Parquet in a local folder) and their epochs.
+# sinks (MariaDB serving schema, PostgreSQL as Redshift staging, Parquet in a local folder) and their epochs;
+# last, the API and the web page at http://127.0.0.1:8080/ until Ctrl-C (DEMO_SERVE=0 skips it).
 # Each run uses its own namespace (`demo-<time>`), so it starts clean. Services stay up afterwards;
 # `scripts/services.sh down demo` stops them.
 set -euo pipefail
@@ -17,6 +18,9 @@ export ROOMSTREAM_KAFKA_NAMESPACE=${ROOMSTREAM_KAFKA_NAMESPACE:-demo-$(date +%Y%
 db=${ROOMSTREAM_KAFKA_NAMESPACE//-/_}
 export ROOMSTREAM_MYSQL_URL=${ROOMSTREAM_MYSQL_URL:-mysql://root@127.0.0.1:3306/$db}
 export ROOMSTREAM_POSTGRES_URL=${ROOMSTREAM_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/$db}
+# The API reads as a read-only user the MySQL sink creates (its password from the environment).
+export ROOMSTREAM_MYSQL_READER_USER=${ROOMSTREAM_MYSQL_READER_USER:-roomstream_api}
+export ROOMSTREAM_MYSQL_READER_PASSWORD=${ROOMSTREAM_MYSQL_READER_PASSWORD:-demo-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')}
 
 scripts/services.sh up demo
 cargo build --locked --bin roomstream
@@ -49,3 +53,8 @@ echo "deduplicated, scored listings on .listings.v1 (also in out/demo/listings.j
 echo "checkpoints, Parquet change files, snapshots and the raw zone under /tmp/roomstream-demo/store;"
 echo "the serving schema in MariaDB \`$db\`, the Redshift staging schema in PostgreSQL \`$db\`."
 echo "Stop the services with: scripts/services.sh down demo"
+if [ "${DEMO_SERVE:-1}" != 0 ]; then
+  echo
+  echo "The web page and the API: open http://${ROOMSTREAM_API_LISTEN:-127.0.0.1:8080}/ (Ctrl-C stops serving)."
+  rs serve
+fi

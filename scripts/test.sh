@@ -11,6 +11,17 @@ export PATH="$HOME/.cargo/bin:$PATH"
 trap 'scripts/services.sh down test' EXIT
 scripts/services.sh up test
 
+# The browser test drives Debian's Chromium with playwright-core (pinned in tests/browser/package-lock.json).
+# Nanum fonts, so that the screenshots it saves show Korean text rather than empty boxes.
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi nanum; then
+  echo "[test] installing Debian's chromium and Korean fonts for the browser test"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-nanum >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
+
 start=$(date +%s)
 set +e
 if command -v cargo-nextest >/dev/null; then

@@ -7,8 +7,9 @@
 //! roomstream [--config FILE] crawl zigbang|dabang|vworld|fixtures|synthetic|calibrate …
 //! roomstream [--config FILE] process [--exit-when-idle] | replay [--from-archive] | run
 //! roomstream [--config FILE] sink mysql|s3|redshift [--exit-when-idle] [--replay] · status
+//! roomstream [--config FILE] serve
 //! roomstream [--config FILE] state hash|dump · eval dedup --truth FILE · dlq replay
-//! roomstream [--config FILE] bench process
+//! roomstream [--config FILE] bench process|score|sinks|api
 //! ```
 //!
 //! Exit codes: 0 success; 1 failure (the reason on stderr; for `topics apply`, a fix the broker
@@ -18,6 +19,7 @@
 
 mod process;
 mod score;
+mod serve;
 mod sink;
 
 use std::path::PathBuf;
@@ -72,8 +74,10 @@ enum Command {
     Sink(sink::SinkArgs),
     /// Each sink's durable position (its epoch), lag and last commit.
     Status(sink::StatusArgs),
-    /// The processor and every sink in one process.
+    /// The processor, every sink and the API in one process.
     Run(sink::RunArgs),
+    /// Serve the API (`/api/v1`) and the web page (`/`) from the production database, read-only.
+    Serve,
     /// Score every listing again with the current `queries/score.sql` and publish only those whose
     /// score changed; prints `changed: N of M`.
     Rescore {
@@ -234,6 +238,10 @@ impl Cli {
             Command::Sink(args) => sink::sink(&cfg, args).await,
             Command::Status(args) => sink::status(&cfg, args).await,
             Command::Run(args) => sink::run_all(&cfg, args).await,
+            Command::Serve => {
+                crate::api::run(&cfg, shutdown_signal()).await?;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Rescore { full } => {
                 if !full {
                     anyhow::bail!(
@@ -248,6 +256,22 @@ impl Cli {
             Command::Bench(c) => process::bench(&cfg, c).await,
         }
     }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (how `docker stop` and systemd ask a service to end).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A crawl id fits the envelope: 1–128 bytes.

@@ -153,6 +153,16 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_values_t = vec![500, 2000, 5000])]
         batch: Vec<usize>,
     },
+    /// The API under load from `wrk` in a second process: requests/s and p50/p90/p99 for search and
+    /// detail, over the listings the production database holds.
+    Api {
+        /// Length of each run.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Connection counts to measure (closed loop: each sends its next request when answered).
+        #[arg(long, value_delimiter = ',', default_values_t = vec![4, 16, 64])]
+        connections: Vec<u32>,
+    },
 }
 
 pub(super) fn engine_config(cfg: &Config) -> EngineConfig {
@@ -498,6 +508,13 @@ pub async fn bench(cfg: &Config, command: BenchCommand) -> anyhow::Result<ExitCo
     }
     if let BenchCommand::Sinks { rows, batch } = command {
         return super::sink::bench(cfg, rows, &batch).await;
+    }
+    if let BenchCommand::Api {
+        duration,
+        connections,
+    } = command
+    {
+        return super::serve::bench_api(cfg, duration, &connections).await;
     }
     let BenchCommand::Process {
         listings,

@@ -195,6 +195,24 @@ pub async fn run_all(cfg: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(process)
     };
+    // The API serves while the pipeline runs (not in a run that ends when idle).
+    let api = (!args.exit_when_idle).then(|| {
+        let (cfg, stop) = (cfg.clone(), stop.clone());
+        tokio::spawn(async move {
+            let watched = stop.clone();
+            let until_stopped = async move {
+                while !watched.load(Ordering::Relaxed) {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            };
+            let served = crate::api::run(&cfg, until_stopped).await;
+            // An API that cannot serve (its port taken) stops the pipeline rather than run unseen.
+            if served.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            served
+        })
+    });
     let mut sinks = tokio::task::JoinSet::new();
     for kind in SinkKind::ALL {
         let (cfg, stop) = (cfg.clone(), stop.clone());
@@ -220,6 +238,10 @@ pub async fn run_all(cfg: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = process {
         p.await??;
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(api) = api {
+        api.await??;
     }
     Ok(if failed {
         ExitCode::FAILURE

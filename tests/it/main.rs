@@ -7,6 +7,7 @@
 
 mod support;
 
+mod api;
 mod crawl_dabang;
 mod crawl_fixtures;
 mod crawl_synthetic;
@@ -16,3 +17,4 @@ mod process;
 mod score;
 mod sink;
 mod topics;
+mod web;

@@ -7,41 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::process::model::Floor;
 use crate::process::publish::CanonicalListing;
-
-/// Weights of the components in a person's ranking (any non-negative numbers).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Weights {
-    /// Monthly cost.
-    pub cost: f64,
-    /// Value for money.
-    pub value: f64,
-    /// Facilities.
-    pub facilities: f64,
-    /// Floor.
-    pub floor: f64,
-    /// Direction.
-    pub direction: f64,
-    /// Verified broker.
-    pub broker: f64,
-    /// Freshness.
-    pub freshness: f64,
-}
-
-impl Default for Weights {
-    /// The weights of the stored total (`queries/score.sql`).
-    fn default() -> Self {
-        Weights {
-            cost: 3.0,
-            value: 3.0,
-            facilities: 2.0,
-            floor: 1.0,
-            direction: 1.0,
-            broker: 1.0,
-            freshness: 1.0,
-        }
-    }
-}
+pub use crate::rank::Weights;
 
 /// What a person asks for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -209,21 +175,15 @@ impl Preferences {
     /// None for a listing not scored yet.
     pub fn rank_score(&self, l: &CanonicalListing) -> Option<f64> {
         let c = &l.score.as_ref()?.components;
-        let w = &self.weights;
-        let parts = [
-            (w.cost, Some(c.cost)),
-            (w.value, c.value),
-            (w.facilities, c.facilities),
-            (w.floor, c.floor),
-            (w.direction, c.direction),
-            (w.broker, c.broker),
-            (w.freshness, Some(c.freshness)),
-        ];
-        let (sum, weight) = parts
-            .iter()
-            .filter_map(|(w, v)| v.map(|v| (w.max(0.0) * v, w.max(0.0))))
-            .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        Some(if weight > 0.0 { sum / weight } else { 0.0 })
+        Some(self.weights.rank_score([
+            Some(c.cost),
+            c.value,
+            c.facilities,
+            c.floor,
+            c.direction,
+            c.broker,
+            Some(c.freshness),
+        ]))
     }
 
     /// The listings that pass, best first (ties by id).

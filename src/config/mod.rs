@@ -15,12 +15,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod api;
+
+pub use api::ApiConfig;
+
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The compiled-in `local` profile, used when no `--config` is given.
-pub const LOCAL_PROFILE: &str = include_str!("../config/local.toml");
+pub const LOCAL_PROFILE: &str = include_str!("../../config/local.toml");
 
 /// Environment variables with the `ROOMSTREAM_` prefix that are not configuration keys.
 const NOT_CONFIG: [&str; 4] = ["CONFIG", "LOG", "SERVICES_DIR", "TEST_"];
@@ -130,14 +134,6 @@ pub struct StoreConfig {
     /// S3-protocol endpoint (MinIO, s3s-fs); empty for AWS itself or a `file://` store.
     #[serde(default)]
     pub endpoint: String,
-}
-
-/// `[api]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
-    /// Address the public API listens on, e.g. `127.0.0.1:8080`.
-    pub listen: String,
 }
 
 /// `[crawl]`
@@ -517,13 +513,7 @@ impl Config {
                 "expected an http(s) URL or empty",
             ));
         }
-        if self.api.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid(
-                "api.listen",
-                &self.api.listen,
-                "expected ip:port, e.g. 127.0.0.1:8080",
-            ));
-        }
+        self.api.validate()?;
         if self.crawl.max_attempts == 0 {
             return Err(invalid("crawl.max_attempts", "0", "must be ≥ 1"));
         }

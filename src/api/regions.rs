@@ -1,0 +1,175 @@
+//! `GET /api/v1/regions` (every 구 and 법정동 with listings, and their counts) and
+//! `GET /api/v1/regions/{code}/stats` (the group statistics the MySQL sink keeps in `region_stats`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+use sqlx::MySqlPool;
+
+use super::AppState;
+use super::error::ApiError;
+
+const STATS_COLUMNS: &str = "region_code, dong_code, gu, dong, listings, median_deposit, median_rent, \
+     median_rent_with_fee, median_monthly_cost, median_area_m2, median_cost_m2, verified_share, \
+     bait_share, cross_listed, zigbang, dabang";
+
+/// Statistics of one 구 (`dong_code` empty) or 법정동 over its live listings.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RegionStats {
+    /// 5-digit 시군구 code.
+    pub region_code: String,
+    /// 10-digit 법정동 code; empty for the whole 구.
+    pub dong_code: String,
+    /// 구 name.
+    pub gu: Option<String>,
+    /// 동 name (null for the whole 구).
+    pub dong: Option<String>,
+    /// Live listings.
+    pub listings: i32,
+    /// Median 보증금, 만원.
+    pub median_deposit: Option<f64>,
+    /// Median 월세, 만원.
+    pub median_rent: Option<f64>,
+    /// Median 월세 + 관리비, 만원.
+    pub median_rent_with_fee: Option<f64>,
+    /// Median monthly cost (with the deposit's opportunity cost), 만원.
+    pub median_monthly_cost: Option<f64>,
+    /// Median 전용면적, m².
+    pub median_area_m2: Option<f64>,
+    /// Median monthly cost per m², 만원.
+    pub median_cost_m2: Option<f64>,
+    /// Share of listings with a verified broker, 0–1.
+    pub verified_share: Option<f64>,
+    /// Share of listings with a bait warning, 0–1.
+    pub bait_share: Option<f64>,
+    /// Listings on both platforms.
+    pub cross_listed: i32,
+    /// Listings on Zigbang.
+    pub zigbang: i32,
+    /// Listings on Dabang.
+    pub dabang: i32,
+}
+
+/// A 구 and its 법정동.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Region {
+    /// 5-digit 시군구 code.
+    pub code: String,
+    /// 구 name.
+    pub name: Option<String>,
+    /// Live listings.
+    pub listings: i32,
+    /// Median monthly cost, 만원.
+    pub median_monthly_cost: Option<f64>,
+    /// Its 법정동 with listings.
+    pub dongs: Vec<Dong>,
+}
+
+/// A 법정동.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Dong {
+    /// 10-digit 법정동 code.
+    pub code: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Live listings.
+    pub listings: i32,
+}
+
+/// Every region with listings.
+#[utoipa::path(
+    get,
+    path = "/api/v1/regions",
+    responses((status = 200, description = "구 with their 법정동, by code", body = Vec<Region>)),
+    tag = "regions"
+)]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Region>>, ApiError> {
+    let rows: Vec<RegionStats> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STATS_COLUMNS} FROM region_stats ORDER BY region_code, dong_code"
+    )))
+    .fetch_all(state.pool())
+    .await?;
+    let mut out: Vec<Region> = Vec::new();
+    for r in rows {
+        if r.dong_code.is_empty() {
+            out.push(Region {
+                code: r.region_code,
+                name: r.gu,
+                listings: r.listings,
+                median_monthly_cost: r.median_monthly_cost,
+                dongs: Vec::new(),
+            });
+        } else if let Some(gu) = out.last_mut().filter(|g| g.code == r.region_code) {
+            gu.dongs.push(Dong {
+                code: r.dong_code,
+                name: r.dong,
+                listings: r.listings,
+            });
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Statistics of one region: a 구 (5 digits: the 구 and each of its 법정동) or a 법정동 (10 digits).
+#[utoipa::path(
+    get,
+    path = "/api/v1/regions/{code}/stats",
+    params(("code" = String, Path, description = "5-digit 시군구 or 10-digit 법정동 code")),
+    responses(
+        (status = 200, description = "The region first, then its 법정동", body = Vec<RegionStats>),
+        (status = 400, description = "Not a region code", body = super::error::ErrorBody),
+        (status = 404, description = "No listings there", body = super::error::ErrorBody),
+    ),
+    tag = "regions"
+)]
+pub async fn stats(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Json<Vec<RegionStats>>, ApiError> {
+    if !(code.len() == 5 || code.len() == 10) || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "code",
+            format!(
+                "`{}` is not a 5-digit 시군구 or 10-digit 법정동 code",
+                super::params::truncate(&code)
+            ),
+        ));
+    }
+    let rows: Vec<RegionStats> = if code.len() == 5 {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {STATS_COLUMNS} FROM region_stats WHERE region_code = ? ORDER BY dong_code"
+        )))
+        .bind(&code)
+        .fetch_all(state.pool())
+        .await?
+    } else {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {STATS_COLUMNS} FROM region_stats WHERE dong_code = ?"
+        )))
+        .bind(&code)
+        .fetch_all(state.pool())
+        .await?
+    };
+    if rows.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no listings in region `{code}`"
+        )));
+    }
+    Ok(Json(rows))
+}
+
+/// The statistics of a 구 and (when known) a 법정동 of it.
+pub async fn stats_of(
+    pool: &MySqlPool,
+    region_code: &str,
+    dong_code: &str,
+) -> Result<Vec<RegionStats>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {STATS_COLUMNS} FROM region_stats WHERE region_code = ? AND dong_code IN ('', ?) \
+         ORDER BY dong_code"
+    )))
+    .bind(region_code)
+    .bind(dong_code)
+    .fetch_all(pool)
+    .await
+}
