@@ -3,12 +3,14 @@
 //! merge explanation).
 
 use axum::Json;
+use axum::response::Response;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use serde::Serialize;
 use sqlx::{MySql, QueryBuilder};
 
 use super::AppState;
-use super::card::{CARD_COLUMNS, Card, CardRow, cards};
+use super::card::{CARD_COLUMNS, Card, CardRow};
 use super::error::ApiError;
 use super::filter::{FILTER_PARAMS, Filters};
 use super::page::{PageRequest, Sort, float_key};
@@ -101,12 +103,22 @@ pub struct SearchParamsDoc {
 pub async fn search(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<ListingPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let known: Vec<&str> = FILTER_PARAMS.iter().chain(&PAGE_PARAMS).copied().collect();
     let p = Params::parse(raw.as_deref(), &known)?;
     let page = PageRequest::parse(&p, Sort::Score, &Sort::LISTING_SORTS)?;
     let dir = state.directory().await?;
     let filters = Filters::parse(&p, &dir)?;
+    let key = format!("listings?{}", raw.unwrap_or_default());
+    let s = state.clone();
+    state.cached(key, search_page(s, filters, page)).await
+}
+
+async fn search_page(
+    state: AppState,
+    filters: Filters,
+    page: PageRequest,
+) -> Result<ListingPage, ApiError> {
     let mut q =
         QueryBuilder::<MySql>::new(format!("SELECT {CARD_COLUMNS} FROM listings WHERE TRUE"));
     filters.push_where(&mut q);
@@ -119,11 +131,11 @@ pub async fn search(
         Sort::Newest => Some(r.first_seen.into()),
         Sort::Area | Sort::Rank => float_key(r.area_m2),
     });
-    Ok(Json(ListingPage {
-        items: cards(state.pool(), rows).await?,
+    Ok(ListingPage {
+        items: rows.into_iter().map(Card::from_row).collect(),
         next_cursor,
         unmatched: filters.unmatched,
-    }))
+    })
 }
 
 /// Cuts the extra row fetched past the page and returns the cursor after the page's last row.
@@ -237,8 +249,9 @@ pub struct BrokerCheck {
 )]
 pub async fn detail(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ListingDetail>, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::invalid("id", e.body_text()))?;
     check_id(&id)?;
     let pool = state.pool();
     let row: Option<(CardRow, BrokerCheck, String)> = {

@@ -4,6 +4,7 @@
 //! - [`listings`] — `GET /api/v1/listings` (search) and `/api/v1/listings/{id}` (detail), over
 //!   [`filter`] (parameters → `WHERE`), [`page`] (sorts, keyset cursors) and [`card`] (the JSON);
 //! - [`recommend`] — `GET /api/v1/recommendations`: a person's weights ([`crate::rank`]) as SQL;
+//! - [`cache`] — search and recommendation answers kept until the MySQL sink's next commit;
 //! - [`regions`] — `GET /api/v1/regions` and `/api/v1/regions/{code}/stats`; [`directory`] resolves
 //!   place names to codes;
 //! - [`ops`] — `/healthz`, `/readyz`, `/api/v1/status`, `/metrics` ([`metrics`]); [`openapi`] —
@@ -15,6 +16,7 @@
 //! is gzip-compressed when the client accepts it. Invariant 5: `/api/v1/status` says which epoch of
 //! each sink is being served.
 
+pub mod cache;
 pub mod card;
 pub mod directory;
 pub mod error;
@@ -38,7 +40,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Executor, MySqlPool};
@@ -90,6 +92,7 @@ struct Inner {
     metrics: ApiMetrics,
     directory: DirectoryCache,
     status: StatusCache,
+    cache: cache::ResponseCache,
     request_timeout: Duration,
 }
 
@@ -141,6 +144,7 @@ impl AppState {
             metrics: ApiMetrics::default(),
             directory: DirectoryCache::default(),
             status: StatusCache::default(),
+            cache: cache::ResponseCache::new(cfg.api.cache_entries),
             request_timeout: timeout,
         })))
     }
@@ -152,6 +156,39 @@ impl AppState {
 
     fn metrics(&self) -> &ApiMetrics {
         &self.0.metrics
+    }
+
+    fn cache(&self) -> &cache::ResponseCache {
+        &self.0.cache
+    }
+
+    /// Answers `key` from the cache at the current epoch, or with `compute`'s JSON, kept for the epoch.
+    /// Either way the response says the epoch it was read at (`x-roomstream-epoch`).
+    async fn cached<T, F>(&self, key: String, compute: F) -> Result<Response, ApiError>
+    where
+        T: serde::Serialize,
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        let epoch = self.cache().epoch(self.pool()).await;
+        let body = match self.cache().get(&key, epoch) {
+            Some(body) => body,
+            None => {
+                let value = compute.await?;
+                let body = axum::body::Bytes::from(
+                    serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.into()))?,
+                );
+                self.cache().put(&key, epoch, body.clone());
+                body
+            }
+        };
+        Ok((
+            [
+                (axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (HeaderName::from_static("x-roomstream-epoch"), HeaderValue::from(epoch)),
+            ],
+            body,
+        )
+            .into_response())
     }
 
     fn status_cache(&self) -> &StatusCache {
@@ -203,7 +240,11 @@ pub fn router(state: AppState, cfg: &Config, ops_separate: bool) -> Router {
             .route("/api/v1/status", get(ops::status))
             .route("/metrics", get(ops::metrics));
     }
-    let r = with_layers(r.fallback(not_found), &state);
+    let r = with_layers(
+        r.fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed),
+        &state,
+    );
     let r = match cors(&cfg.api.cors_origins) {
         Some(c) => r.layer(c),
         None => r,
@@ -283,6 +324,15 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .metrics()
         .observe(&route, response.status().as_u16(), started.elapsed());
     response
+}
+
+async fn method_not_allowed() -> Response {
+    error::body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "the API only reads: use GET".into(),
+        None,
+    )
 }
 
 async fn not_found() -> Response {

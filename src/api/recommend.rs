@@ -2,12 +2,12 @@
 //! of the seven score components → listings ranked by [`Weights::rank_score`], computed in SQL over the
 //! stored components and paged by the same keyset as `/listings`.
 
-use axum::Json;
+use axum::response::Response;
 use axum::extract::{RawQuery, State};
 use sqlx::{MySql, QueryBuilder};
 
 use super::AppState;
-use super::card::{CARD_COLUMNS, CardRow, cards};
+use super::card::{CARD_COLUMNS, Card, CardRow};
 use super::error::ApiError;
 use super::filter::{FILTER_PARAMS, Filters};
 use super::listings::{HasId, ListingPage, next_cursor};
@@ -89,7 +89,7 @@ impl HasId for RankedRow {
 pub async fn recommendations(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<ListingPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let known: Vec<&str> = FILTER_PARAMS
         .iter()
         .chain(&WEIGHT_PARAMS)
@@ -105,6 +105,17 @@ pub async fn recommendations(
     }
     let page = PageRequest::parse(&p, Sort::Rank, &[])?;
     let filters = Filters::parse(&p, &*state.directory().await?)?;
+    let key = format!("recommendations?{}", raw.unwrap_or_default());
+    let s = state.clone();
+    state.cached(key, ranked(s, filters, page, weights)).await
+}
+
+async fn ranked(
+    state: AppState,
+    filters: Filters,
+    page: PageRequest,
+    weights: Weights,
+) -> Result<ListingPage, ApiError> {
     let mut q = QueryBuilder::<MySql>::new(format!("SELECT * FROM (SELECT {CARD_COLUMNS}, "));
     push_rank(&mut q, &weights);
     q.push(" AS rank_score FROM listings WHERE TRUE");
@@ -114,16 +125,18 @@ pub async fn recommendations(
     page.push_order(&mut q);
     let mut rows: Vec<RankedRow> = q.build_query_as().fetch_all(state.pool()).await?;
     let next_cursor = next_cursor(&page, &mut rows, |r| float_key(Some(r.rank_score)));
-    let ranks: Vec<f64> = rows.iter().map(|r| r.rank_score).collect();
-    let mut items = cards(state.pool(), rows.into_iter().map(|r| r.card).collect()).await?;
-    for (card, rank) in items.iter_mut().zip(ranks) {
-        card.rank = Some(rank);
-    }
-    Ok(Json(ListingPage {
+    let items = rows
+        .into_iter()
+        .map(|r| Card {
+            rank: Some(r.rank_score),
+            ..Card::from_row(r.card)
+        })
+        .collect();
+    Ok(ListingPage {
         items,
         next_cursor,
         unmatched: filters.unmatched,
-    }))
+    })
 }
 
 /// [`Weights::rank_score`] as SQL: the terms in the same order and the same double arithmetic (the

@@ -2,6 +2,7 @@
 //! `GET /api/v1/regions/{code}/stats` (the group statistics the MySQL sink keeps in `region_stats`).
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use sqlx::MySqlPool;
@@ -124,8 +125,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Region>>, Ap
 )]
 pub async fn stats(
     State(state): State<AppState>,
-    Path(code): Path<String>,
+    code: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Vec<RegionStats>>, ApiError> {
+    let Path(code) = code.map_err(|e| ApiError::invalid("code", e.body_text()))?;
     if !(code.len() == 5 || code.len() == 10) || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::invalid(
             "code",

@@ -28,6 +28,13 @@ pub struct ApiConfig {
     /// Connections to the production database, at most.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Search and recommendation answers kept until the MySQL sink's next commit (0: none).
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+}
+
+fn default_cache_entries() -> usize {
+    10_000
 }
 
 fn default_request_timeout() -> Duration {
@@ -102,6 +109,7 @@ mod tests {
             request_timeout: default_request_timeout(),
             cors_origins: vec![],
             max_connections: 16,
+            cache_entries: 10,
         }
     }
 

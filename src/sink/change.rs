@@ -126,16 +126,8 @@ pub struct ListingRow {
     pub value_sha256: String,
 }
 
-/// Names of the score components, in [`ListingRow::components`] order.
-pub const COMPONENTS: [&str; 7] = [
-    "cost",
-    "value",
-    "facilities",
-    "floor",
-    "direction",
-    "broker",
-    "freshness",
-];
+/// Names of the score components, in [`ListingRow::components`] order (the order every stage uses).
+pub use crate::rank::COMPONENTS;
 
 /// Facilities with a column of their own (the seed's six), in bit order of the facility mask.
 pub const FACILITIES: [&str; 6] = [
