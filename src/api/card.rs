@@ -21,7 +21,7 @@ pub const CARD_COLUMNS: &str = "listing_id, region_code, gu, dong, bjd_code, lea
      hospital_m, platform_mask, title, image_url, first_seen, broker_status, broker_verified, \
      broker_office, score_total, score_cost, score_value, score_facilities, score_floor, \
      score_direction, score_broker, score_freshness, bait_risk, bait_warning, score_explanation, \
-     (SELECT JSON_ARRAYAGG(JSON_OBJECT('platform', m.platform, 'url', m.url)) FROM listing_members m \
+     (SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT('platform', m.platform, 'url', m.url)) AS CHAR) FROM listing_members m \
       WHERE m.listing_id = listings.listing_id) AS links_json";
 
 /// One row of [`CARD_COLUMNS`].

@@ -3,9 +3,9 @@
 //! merge explanation).
 
 use axum::Json;
-use axum::response::Response;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
 use serde::Serialize;
 use sqlx::{MySql, QueryBuilder};
 
@@ -186,7 +186,7 @@ pub struct ListingDetail {
 }
 
 /// One platform listing of a canonical listing.
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Member {
     /// `zigbang` or `dabang`.
     pub platform: String,
@@ -209,10 +209,9 @@ pub struct Member {
 }
 
 /// A price from a point in time on.
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PriceStep {
     /// Since (RFC 3339).
-    #[sqlx(rename = "from_at")]
     pub from: String,
     /// 보증금, 만원.
     pub deposit: i32,
@@ -253,53 +252,60 @@ pub async fn detail(
 ) -> Result<Json<ListingDetail>, ApiError> {
     let Path(id) = id.map_err(|e| ApiError::invalid("id", e.body_text()))?;
     check_id(&id)?;
-    let pool = state.pool();
-    let row: Option<(CardRow, BrokerCheck, String)> = {
-        let sql = format!(
-            "SELECT {CARD_COLUMNS}, broker_registration AS registration, broker_person AS person, \
-             broker_office AS office, broker_reason AS reason, merge_explanation \
-             FROM listings WHERE listing_id = ?"
-        );
-        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&id)
-            .fetch_optional(pool)
-            .await?;
-        match r {
-            None => None,
-            Some(r) => {
-                use sqlx::{FromRow, Row};
-                Some((
-                    CardRow::from_row(&r)?,
-                    BrokerCheck::from_row(&r)?,
-                    r.try_get("merge_explanation")?,
-                ))
-            }
-        }
-    };
-    let Some((row, broker_check, merge)) = row else {
+    // One round trip: the row, and its members, prices and region statistics as JSON arrays
+    // (sorted here: MySQL 8's JSON_ARRAYAGG has no ORDER BY).
+    let sql = format!(
+        "SELECT {CARD_COLUMNS}, broker_registration AS registration, broker_person AS person, \
+         broker_office AS office, broker_reason AS reason, merge_explanation, \
+         (SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT('platform', platform, 'source_listing_id', source_listing_id, \
+            'source', source, 'url', url, 'deposit', deposit, 'rent', rent, 'fee', fee, 'title', title, \
+            'first_seen_at', first_seen_at)) AS CHAR) FROM listing_members m WHERE m.listing_id = listings.listing_id) \
+           AS members_json, \
+         (SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT('seq', seq, 'from', from_at, 'deposit', deposit, 'rent', rent, \
+            'fee', fee)) AS CHAR) FROM listing_prices p WHERE p.listing_id = listings.listing_id) AS prices_json, \
+         (SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT({stats})) AS CHAR) FROM region_stats r \
+            WHERE r.region_code = listings.region_code AND r.dong_code IN ('', COALESCE(listings.bjd_code, ''))) \
+           AS stats_json \
+         FROM listings WHERE listing_id = ?",
+        stats = super::regions::STATS_JSON_FIELDS
+    );
+    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&id)
+        .fetch_optional(state.pool())
+        .await?
+    else {
         return Err(ApiError::NotFound(format!(
             "no listing `{id}` (never seen, or no longer listed)"
         )));
     };
-    let members: Vec<Member> = sqlx::query_as(
-        "SELECT platform, source_listing_id, source, url, deposit, rent, fee, title, first_seen_at \
-         FROM listing_members WHERE listing_id = ? ORDER BY platform, source_listing_id",
-    )
-    .bind(&id)
-    .fetch_all(pool)
-    .await?;
-    let price_history: Vec<PriceStep> = sqlx::query_as(
-        "SELECT from_at, deposit, rent, fee FROM listing_prices WHERE listing_id = ? ORDER BY seq",
-    )
-    .bind(&id)
-    .fetch_all(pool)
-    .await?;
-    let comparables = super::regions::stats_of(
-        pool,
-        &row.region_code,
-        row.bjd_code.as_deref().unwrap_or(""),
-    )
-    .await?;
+    let (row, broker_check, merge, members, prices, stats) = {
+        use sqlx::{FromRow, Row};
+        (
+            CardRow::from_row(&r)?,
+            BrokerCheck::from_row(&r)?,
+            r.try_get::<String, _>("merge_explanation")?,
+            r.try_get::<Option<String>, _>("members_json")?,
+            r.try_get::<Option<String>, _>("prices_json")?,
+            r.try_get::<Option<String>, _>("stats_json")?,
+        )
+    };
+    let mut members: Vec<Member> = json_rows(members.as_deref())?;
+    members.sort_by(|a, b| {
+        (&a.platform, &a.source_listing_id).cmp(&(&b.platform, &b.source_listing_id))
+    });
+    let mut prices: Vec<PriceRow> = json_rows(prices.as_deref())?;
+    prices.sort_by_key(|p| p.seq);
+    let price_history = prices
+        .into_iter()
+        .map(|p| PriceStep {
+            from: p.from,
+            deposit: p.deposit,
+            rent: p.rent,
+            fee: p.fee,
+        })
+        .collect();
+    let mut comparables: Vec<super::regions::RegionStats> = json_rows(stats.as_deref())?;
+    comparables.sort_by(|a, b| a.dong_code.cmp(&b.dong_code));
     let explanation: serde_json::Value =
         serde_json::from_str(&row.score_explanation).unwrap_or_default();
     let links = members
@@ -321,6 +327,24 @@ pub async fn detail(
         merge_explanation: serde_json::from_str(&merge).unwrap_or_default(),
         comparables,
     }))
+}
+
+/// One price step as the detail query returns it.
+#[derive(serde::Deserialize)]
+struct PriceRow {
+    seq: i64,
+    from: String,
+    deposit: i32,
+    rent: i32,
+    fee: Option<f64>,
+}
+
+/// The rows of a JSON array the database built (absent: none).
+fn json_rows<T: serde::de::DeserializeOwned>(json: Option<&str>) -> Result<Vec<T>, ApiError> {
+    match json {
+        None => Ok(Vec::new()),
+        Some(j) => serde_json::from_str(j).map_err(|e| ApiError::Internal(e.into())),
+    }
 }
 
 /// A listing id is `L` and hex digits (at most 40 characters of letters, digits, `-`, `_`).

@@ -183,8 +183,14 @@ impl AppState {
         };
         Ok((
             [
-                (axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                (HeaderName::from_static("x-roomstream-epoch"), HeaderValue::from(epoch)),
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                ),
+                (
+                    HeaderName::from_static("x-roomstream-epoch"),
+                    HeaderValue::from(epoch),
+                ),
             ],
             body,
         )

@@ -2,8 +2,8 @@
 //! of the seven score components → listings ranked by [`Weights::rank_score`], computed in SQL over the
 //! stored components and paged by the same keyset as `/listings`.
 
-use axum::response::Response;
 use axum::extract::{RawQuery, State};
+use axum::response::Response;
 use sqlx::{MySql, QueryBuilder};
 
 use super::AppState;

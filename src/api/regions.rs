@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use serde::Serialize;
-use sqlx::MySqlPool;
 
 use super::AppState;
 use super::error::ApiError;
@@ -14,8 +13,16 @@ const STATS_COLUMNS: &str = "region_code, dong_code, gu, dong, listings, median_
      median_rent_with_fee, median_monthly_cost, median_area_m2, median_cost_m2, verified_share, \
      bait_share, cross_listed, zigbang, dabang";
 
+/// [`RegionStats`] as `JSON_OBJECT` arguments (the detail view reads them in its one query).
+pub const STATS_JSON_FIELDS: &str = "'region_code', r.region_code, 'dong_code', r.dong_code, 'gu', r.gu, \
+     'dong', r.dong, 'listings', r.listings, 'median_deposit', r.median_deposit, 'median_rent', \
+     r.median_rent, 'median_rent_with_fee', r.median_rent_with_fee, 'median_monthly_cost', \
+     r.median_monthly_cost, 'median_area_m2', r.median_area_m2, 'median_cost_m2', r.median_cost_m2, \
+     'verified_share', r.verified_share, 'bait_share', r.bait_share, 'cross_listed', r.cross_listed, \
+     'zigbang', r.zigbang, 'dabang', r.dabang";
+
 /// Statistics of one 구 (`dong_code` empty) or 법정동 over its live listings.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RegionStats {
     /// 5-digit 시군구 code.
     pub region_code: String,
@@ -158,20 +165,4 @@ pub async fn stats(
         )));
     }
     Ok(Json(rows))
-}
-
-/// The statistics of a 구 and (when known) a 법정동 of it.
-pub async fn stats_of(
-    pool: &MySqlPool,
-    region_code: &str,
-    dong_code: &str,
-) -> Result<Vec<RegionStats>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {STATS_COLUMNS} FROM region_stats WHERE region_code = ? AND dong_code IN ('', ?) \
-         ORDER BY dong_code"
-    )))
-    .bind(region_code)
-    .bind(dong_code)
-    .fetch_all(pool)
-    .await
 }

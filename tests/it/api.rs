@@ -667,11 +667,22 @@ async fn bad_requests_get_json_errors_and_the_api_cannot_write() {
         assert_eq!(status, 404, "{path}");
         assert_eq!(body["error"]["code"], code, "{path}");
     }
-    let r = reqwest::Client::new().post(format!("{}/api/v1/listings", s.base)).send().await.expect("answers");
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/listings", s.base))
+        .send()
+        .await
+        .expect("answers");
     assert_eq!(r.status(), 405);
-    assert_eq!(r.json::<Value>().await.expect("json")["error"]["code"], "method_not_allowed");
+    assert_eq!(
+        r.json::<Value>().await.expect("json")["error"]["code"],
+        "method_not_allowed"
+    );
     let (status, body) = s.get("/api/v1/listings/%FF").await;
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("id")), "bad UTF-8 in a path");
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("id")),
+        "bad UTF-8 in a path"
+    );
     // An empty result is a 200 with no items, and a place nobody knows is said so.
     let (status, body) = s.get("/api/v1/listings?place=아틀란티스").await;
     assert_eq!(status, 200);
