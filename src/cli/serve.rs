@@ -4,7 +4,9 @@
 //! The API runs in this process as `serve` would (read-only user, same layers); `wrk` (Debian's
 //! package) runs closed-loop with `--latency` at each connection count asked for, cycling through
 //! search URLs built from the data (구, 동, budgets, facilities, every sort, second pages) or through
-//! listing ids. Each run prints requests/s, p50, p90, p99 and non-2xx answers.
+//! listing ids. Search runs twice: with answers kept per epoch (`api.cache_entries`, as served) and
+//! on a second server that keeps none, so every request reads MySQL. Each run prints requests/s, p50,
+//! p90, p99 and non-2xx answers.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -178,17 +180,29 @@ pub async fn bench_api(
     .await?;
     pool.close().await;
 
-    let state = crate::api::AppState::new(cfg)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let served = cfg.clone();
-    let server = tokio::spawn(async move {
-        crate::api::serve(&served, state, listener, None, async {
-            let _ = rx.await;
-        })
-        .await
-    });
+    // Two servers on the same database: answers kept per epoch as configured, and none kept (every
+    // request reads MySQL — what a search nobody asked before costs).
+    let mut uncached = cfg.clone();
+    uncached.api.cache_entries = 0;
+    let mut stops = Vec::new();
+    let mut bases = Vec::new();
+    for c in [cfg, &uncached] {
+        let state = crate::api::AppState::new(c)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        bases.push(format!("http://{}", listener.local_addr()?));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = c.clone();
+        stops.push((
+            tx,
+            tokio::spawn(async move {
+                crate::api::serve(&served, state, listener, None, async {
+                    let _ = rx.await;
+                })
+                .await
+            }),
+        ));
+    }
+    let (base, base_uncached) = (bases[0].clone(), bases[1].clone());
     let search = search_paths(&base, &gus, &dongs).await?;
     let detail: Vec<String> = ids
         .iter()
@@ -203,24 +217,30 @@ pub async fn bench_api(
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:<8} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "{:<16} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9}",
         "scenario", "conns", "requests/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx"
     );
-    for (name, paths) in [("search", &search), ("detail", &detail)] {
+    for (name, paths, url) in [
+        ("search", &search, &base),
+        ("search-uncached", &search, &base_uncached),
+        ("detail", &detail, &base),
+    ] {
         let script = dir.join(format!("{name}.lua"));
         std::fs::write(&script, lua(paths))?;
         // Warm the pool, the statement caches and the buffer pool.
-        run_wrk(&base, &script, 4, Duration::from_secs(2)).await?;
+        run_wrk(url, &script, 4, Duration::from_secs(2)).await?;
         for &c in connections {
-            let r = run_wrk(&base, &script, c, duration).await?;
+            let r = run_wrk(url, &script, c, duration).await?;
             println!(
-                "{:<8} {:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}",
+                "{:<16} {:>6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}",
                 name, c, r.rps, r.p50_ms, r.p90_ms, r.p99_ms, r.non_2xx
             );
         }
     }
-    let _ = tx.send(());
-    server.await??;
+    for (tx, server) in stops {
+        let _ = tx.send(());
+        server.await??;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
 }
