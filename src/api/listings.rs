@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::{MySql, QueryBuilder};
 
 use super::AppState;
-use super::card::{CARD_COLUMNS, Card, CardRow};
+use super::card::{CARD_COLUMNS, Card, CardRow, cards};
 use super::error::ApiError;
 use super::filter::{FILTER_PARAMS, Filters};
 use super::page::{PageRequest, Sort, float_key};
@@ -132,7 +132,7 @@ async fn search_page(
         Sort::Area | Sort::Rank => float_key(r.area_m2),
     });
     Ok(ListingPage {
-        items: rows.into_iter().map(Card::from_row).collect(),
+        items: cards(state.pool(), rows).await?,
         next_cursor,
         unmatched: filters.unmatched,
     })

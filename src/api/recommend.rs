@@ -7,7 +7,7 @@ use axum::response::Response;
 use sqlx::{MySql, QueryBuilder};
 
 use super::AppState;
-use super::card::{CARD_COLUMNS, Card, CardRow};
+use super::card::{CARD_COLUMNS, CardRow, cards};
 use super::error::ApiError;
 use super::filter::{FILTER_PARAMS, Filters};
 use super::listings::{HasId, ListingPage, next_cursor};
@@ -125,13 +125,11 @@ async fn ranked(
     page.push_order(&mut q);
     let mut rows: Vec<RankedRow> = q.build_query_as().fetch_all(state.pool()).await?;
     let next_cursor = next_cursor(&page, &mut rows, |r| float_key(Some(r.rank_score)));
-    let items = rows
-        .into_iter()
-        .map(|r| Card {
-            rank: Some(r.rank_score),
-            ..Card::from_row(r.card)
-        })
-        .collect();
+    let ranks: Vec<f64> = rows.iter().map(|r| r.rank_score).collect();
+    let mut items = cards(state.pool(), rows.into_iter().map(|r| r.card).collect()).await?;
+    for (card, rank) in items.iter_mut().zip(ranks) {
+        card.rank = Some(rank);
+    }
     Ok(ListingPage {
         items,
         next_cursor,
