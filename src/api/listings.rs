@@ -31,11 +31,12 @@ pub struct ListingPage {
     pub unmatched: Vec<String>,
 }
 
-/// Documentation of the query parameters of `/listings` (parsed by [`Filters`] and [`PageRequest`]).
+/// Documentation of the filter parameters of `/listings` and `/recommendations` (parsed by
+/// [`Filters`]; a test holds the two lists equal).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct SearchParamsDoc {
+pub struct FilterParamsDoc {
     /// 구 by name (마포구) or 5-digit code (11440); repeatable, any of.
     gu: Option<Vec<String>>,
     /// 법정동 by name (신사동: every 구's) or 10-digit code; repeatable, any of.
@@ -78,6 +79,13 @@ pub struct SearchParamsDoc {
     near: Option<String>,
     /// Radius around `near`, metres (50–20000, default 1000).
     radius_m: Option<f64>,
+}
+
+/// Documentation of the paging parameters of `/listings` (parsed by [`PageRequest`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParamsDoc {
     /// score (best first), cost (cheapest first), newest, area (largest first).
     sort: Option<String>,
     /// asc or desc (default: the sort's natural order).
@@ -92,7 +100,7 @@ pub struct SearchParamsDoc {
 #[utoipa::path(
     get,
     path = "/api/v1/listings",
-    params(SearchParamsDoc),
+    params(FilterParamsDoc, PageParamsDoc),
     responses(
         (status = 200, description = "A page of listings", body = ListingPage),
         (status = 400, description = "A bad parameter, named", body = super::error::ErrorBody),

@@ -79,7 +79,7 @@ impl HasId for RankedRow {
 #[utoipa::path(
     get,
     path = "/api/v1/recommendations",
-    params(super::listings::SearchParamsDoc, WeightParamsDoc),
+    params(super::listings::FilterParamsDoc, WeightParamsDoc),
     responses(
         (status = 200, description = "Listings ranked by the person's weights; each card has `rank`", body = ListingPage),
         (status = 400, description = "A bad parameter, named", body = super::error::ErrorBody),

@@ -753,21 +753,31 @@ async fn bad_requests_get_json_errors_and_the_api_cannot_write() {
             "openapi lacks {path}"
         );
     }
-    let documented: BTreeSet<&str> = doc["paths"]["/api/v1/listings"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters")
-        .iter()
-        .map(|p| p["name"].as_str().expect("name"))
-        .collect();
-    let parsed: BTreeSet<&str> = api::filter::FILTER_PARAMS
+    let documented = |path: &str| -> BTreeSet<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .map(|p| p["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let parsed: BTreeSet<String> = api::filter::FILTER_PARAMS
         .iter()
         .chain(&api::listings::PAGE_PARAMS)
-        .copied()
+        .map(|p| p.to_string())
         .collect();
     assert_eq!(
-        documented, parsed,
+        documented("/api/v1/listings"),
+        parsed,
         "the description lists exactly the parameters parsed"
     );
+    let parsed: BTreeSet<String> = api::filter::FILTER_PARAMS
+        .iter()
+        .chain(&api::recommend::WEIGHT_PARAMS)
+        .chain(&["limit", "cursor"])
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(documented("/api/v1/recommendations"), parsed);
     let metrics = client
         .get(format!("{}/metrics", s.base))
         .send()
