@@ -379,6 +379,50 @@ pub async fn serve(
     }
 }
 
+/// An API serving in the background of this process, on a free loopback port (`bench api`, tests).
+pub struct Running {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Stops serving (requests in flight finish) and returns how serving ended.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| ServeError::Serve(std::io::Error::other(e)))?
+    }
+}
+
+/// Serves `cfg` on a free loopback port in the background.
+pub async fn spawn_loopback(cfg: &Config) -> Result<Running, ServeError> {
+    let state = AppState::new(cfg)?;
+    let addr = "127.0.0.1:0".to_string();
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr,
+            key: "api.listen",
+            source,
+        })?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(ServeError::Serve)?
+    );
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = cfg.clone();
+    let task = tokio::spawn(async move {
+        serve(&cfg, state, listener, None, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    Ok(Running { base, stop, task })
+}
+
 /// `roomstream serve`: binds `api.listen` (and `api.ops_listen`), prints the addresses, serves until
 /// `shutdown`.
 pub async fn run(

@@ -184,25 +184,9 @@ pub async fn bench_api(
     // request reads MySQL — what a search nobody asked before costs).
     let mut uncached = cfg.clone();
     uncached.api.cache_entries = 0;
-    let mut stops = Vec::new();
-    let mut bases = Vec::new();
-    for c in [cfg, &uncached] {
-        let state = crate::api::AppState::new(c)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        bases.push(format!("http://{}", listener.local_addr()?));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let served = c.clone();
-        stops.push((
-            tx,
-            tokio::spawn(async move {
-                crate::api::serve(&served, state, listener, None, async {
-                    let _ = rx.await;
-                })
-                .await
-            }),
-        ));
-    }
-    let (base, base_uncached) = (bases[0].clone(), bases[1].clone());
+    let kept = crate::api::spawn_loopback(cfg).await?;
+    let none_kept = crate::api::spawn_loopback(&uncached).await?;
+    let (base, base_uncached) = (kept.base.clone(), none_kept.base.clone());
     let search = search_paths(&base, &gus, &dongs).await?;
     let detail: Vec<String> = ids
         .iter()
@@ -237,10 +221,8 @@ pub async fn bench_api(
             );
         }
     }
-    for (tx, server) in stops {
-        let _ = tx.send(());
-        server.await??;
-    }
+    kept.stop().await?;
+    none_kept.stop().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,6 @@
 //! naming them, unknown ids 404s; the API's user cannot write.
 
 use roomstream::api;
-use roomstream::config::Config;
 use roomstream::rank::Weights;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -17,7 +16,7 @@ pub struct Served {
     pub db: String,
     pub reader: String,
     pub base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    api: Option<api::Running>,
 }
 
 impl Served {
@@ -72,8 +71,8 @@ impl Served {
     }
 
     pub async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+        if let Some(a) = self.api.take() {
+            a.stop().await.expect("the API stops cleanly");
         }
         if let Ok(p) = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql").await {
             for sql in [
@@ -127,32 +126,14 @@ pub async fn serve(feed: Option<(&str, &str)>, extra: &[(&str, &str, &str)]) -> 
                 .expect("schema and reader user");
         }
     }
-    let (base, stop) = start_api(&env.cfg).await;
+    let running = api::spawn_loopback(&env.cfg).await.expect("the API serves");
     Served {
         env,
         db,
         reader,
-        base,
-        stop: Some(stop),
+        base: running.base.clone(),
+        api: Some(running),
     }
-}
-
-/// Serves `cfg` on a free loopback port in this process; returns the base URL and the stop switch.
-pub async fn start_api(cfg: &Config) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let state = api::AppState::new(cfg).expect("api state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let cfg = cfg.clone();
-    tokio::spawn(async move {
-        let _ = api::serve(&cfg, state, listener, None, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    (base, tx)
 }
 
 /// One row of `listings`, as the oracle sees it.
