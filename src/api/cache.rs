@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::db::{Pool, Sql};
 use axum::body::Bytes;
-use sqlx::MySqlPool;
 
 /// How stale the epoch may get.
 pub const EPOCH_POLL: Duration = Duration::from_millis(100);
@@ -46,7 +46,7 @@ impl ResponseCache {
 
     /// The current epoch (re-read when older than [`EPOCH_POLL`]; one request reads, the others use
     /// the last value meanwhile). -1 before the sink's first commit or when it cannot be read.
-    pub async fn epoch(&self, pool: &MySqlPool) -> i64 {
+    pub async fn epoch(&self, pool: &Pool) -> i64 {
         let stale = self
             .checked
             .lock()
@@ -58,12 +58,17 @@ impl ResponseCache {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            let read: Result<Option<i64>, sqlx::Error> = sqlx::query_scalar(
-                "SELECT CAST(SUM(next_offset) AS SIGNED) FROM sink_progress WHERE sink = 'mysql'",
-            )
-            .fetch_one(pool)
-            .await;
-            match read {
+            // MySQL sums BIGINTs as DECIMAL: cast back (SIGNED there; INTEGER in SQLite).
+            let int = match pool.backend() {
+                crate::db::Backend::Mysql => "SIGNED",
+                crate::db::Backend::Sqlite => "INTEGER",
+            };
+            let read = pool
+                .fetch_optional::<(Option<i64>,)>(&Sql::new(format!(
+                    "SELECT CAST(SUM(next_offset) AS {int}) FROM sink_progress WHERE sink = 'mysql'"
+                )))
+                .await;
+            match read.map(|r| r.and_then(|r| r.0)) {
                 Ok(v) => {
                     let e = v.unwrap_or(-1);
                     if self.epoch.swap(e, Ordering::AcqRel) != e

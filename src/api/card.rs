@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::{Pool, Sql};
 use serde::Serialize;
-use sqlx::MySqlPool;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -353,23 +353,16 @@ impl Card {
 }
 
 /// The member links of these listings, by listing id.
-pub async fn links(
-    pool: &MySqlPool,
-    ids: &[&str],
-) -> Result<BTreeMap<String, Vec<Link>>, sqlx::Error> {
+pub async fn links(pool: &Pool, ids: &[&str]) -> Result<BTreeMap<String, Vec<Link>>, sqlx::Error> {
     let mut out: BTreeMap<String, Vec<Link>> = BTreeMap::new();
     if ids.is_empty() {
         return Ok(out);
     }
-    let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
-        "SELECT listing_id, platform, url FROM listing_members WHERE listing_id IN (",
-    );
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    q.push(") ORDER BY listing_id, platform, source_listing_id");
-    let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(pool).await?;
+    let mut q =
+        Sql::new("SELECT listing_id, platform, url FROM listing_members WHERE listing_id IN ");
+    q.push_list(ids.iter().copied());
+    q.push(" ORDER BY listing_id, platform, source_listing_id");
+    let rows: Vec<(String, String, String)> = pool.fetch_all(&q).await?;
     for (id, platform, url) in rows {
         out.entry(id).or_default().push(Link { platform, url });
     }
@@ -377,7 +370,7 @@ pub async fn links(
 }
 
 /// Cards for these rows, with their links (one more query for the whole page).
-pub async fn cards(pool: &MySqlPool, rows: Vec<CardRow>) -> Result<Vec<Card>, sqlx::Error> {
+pub async fn cards(pool: &Pool, rows: Vec<CardRow>) -> Result<Vec<Card>, sqlx::Error> {
     let ids: Vec<&str> = rows.iter().map(|r| r.listing_id.as_str()).collect();
     let mut links = links(pool, &ids).await?;
     Ok(rows

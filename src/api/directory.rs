@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlx::MySqlPool;
+use crate::db::{Pool, Sql};
 use tokio::sync::RwLock;
 
 use crate::region::SEOUL_GU;
@@ -140,7 +140,7 @@ pub struct DirectoryCache {
 
 impl DirectoryCache {
     /// The current directory.
-    pub async fn get(&self, pool: &MySqlPool) -> Result<Arc<Directory>, sqlx::Error> {
+    pub async fn get(&self, pool: &Pool) -> Result<Arc<Directory>, sqlx::Error> {
         if let Some((at, dir)) = &*self.slot.read().await
             && at.elapsed() < Directory::MAX_AGE
         {
@@ -152,11 +152,11 @@ impl DirectoryCache {
         {
             return Ok(dir.clone());
         }
-        match sqlx::query_as::<_, (String, String)>(
-            "SELECT DISTINCT region_code, dong FROM listings WHERE dong IS NOT NULL",
-        )
-        .fetch_all(pool)
-        .await
+        match pool
+            .fetch_all::<(String, String)>(&Sql::new(
+                "SELECT DISTINCT region_code, dong FROM listings WHERE dong IS NOT NULL",
+            ))
+            .await
         {
             Ok(rows) => {
                 let dir = Arc::new(Directory::with_dongs(rows));

@@ -78,6 +78,14 @@ impl From<sqlx::Error> for ApiError {
             {
                 ApiError::Unavailable(e)
             }
+            // SQLite: the file is not there yet (14), busy (5) or not migrated yet ("no such table").
+            sqlx::Error::Database(ref d)
+                if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+                    && (matches!(d.code().as_deref(), Some("5" | "14"))
+                        || d.message().starts_with("no such table")) =>
+            {
+                ApiError::Unavailable(e)
+            }
             other => ApiError::Internal(other.into()),
         }
     }

@@ -6,7 +6,7 @@
 //! `facility` (its `facilities[]`), `exclude_rooftop`/`exclude_semi_basement` (its `floor_options[]`).
 //! Unlike the seed, unverified brokers are shown unless `verified_only` is asked for.
 
-use sqlx::{MySql, QueryBuilder};
+use crate::db::{Backend, Sql};
 
 use super::directory::{Directory, PlaceSet};
 use super::error::ApiError;
@@ -260,7 +260,7 @@ impl Filters {
     }
 
     /// Appends ` AND …` for every filter (the caller has opened the `WHERE`).
-    pub fn push_where(&self, q: &mut QueryBuilder<MySql>) {
+    pub fn push_where(&self, q: &mut Sql, backend: Backend) {
         if !self.gu.is_empty() {
             q.push(" AND region_code IN ");
             push_list(q, &self.gu);
@@ -332,12 +332,9 @@ impl Filters {
                 .push_bind(lng - dlng)
                 .push(" AND ")
                 .push_bind(lng + dlng)
-                .push(" AND ST_Distance_Sphere(POINT(lng, lat), POINT(")
-                .push_bind(lng)
-                .push(", ")
-                .push_bind(lat)
-                .push(")) <= ")
-                .push_bind(r);
+                .push(" AND ");
+            backend.push_distance(q, lat, lng);
+            q.push(" <= ").push_bind(r);
         }
     }
 }
@@ -345,14 +342,14 @@ impl Filters {
 /// ` AND (region_code IN (…) OR bjd_code IN (…) OR (region_code = ? AND dong = ?) OR …)`, or
 /// ` AND FALSE` when nothing was resolved. Equalities on the index `listings_dong_name` prefix, which
 /// the range optimizer reads as ranges.
-fn push_places(q: &mut QueryBuilder<MySql>, p: &PlaceSet) {
+fn push_places(q: &mut Sql, p: &PlaceSet) {
     if p.is_empty() {
         q.push(" AND FALSE");
         return;
     }
     q.push(" AND (");
     let mut first = true;
-    let mut or = |q: &mut QueryBuilder<MySql>| {
+    let mut or = |q: &mut Sql| {
         if !std::mem::take(&mut first) {
             q.push(" OR ");
         }
@@ -379,13 +376,8 @@ fn push_places(q: &mut QueryBuilder<MySql>, p: &PlaceSet) {
 }
 
 /// `(?, ?, …)` with each value bound.
-fn push_list<S: AsRef<str>>(q: &mut QueryBuilder<MySql>, values: impl IntoIterator<Item = S>) {
-    q.push("(");
-    let mut list = q.separated(", ");
-    for v in values {
-        list.push_bind(v.as_ref().to_string());
-    }
-    q.push(")");
+fn push_list<S: AsRef<str>>(q: &mut Sql, values: impl IntoIterator<Item = S>) {
+    q.push_list(values.into_iter().map(|v| v.as_ref().to_string()));
 }
 
 #[cfg(test)]
@@ -408,9 +400,9 @@ mod tests {
     }
 
     fn sql(q: &str) -> String {
-        let mut b = QueryBuilder::<MySql>::new("SELECT 1 FROM listings WHERE TRUE");
-        parse(q).expect("valid").push_where(&mut b);
-        b.into_sql().as_str().to_string()
+        let mut b = Sql::new("SELECT 1 FROM listings WHERE TRUE");
+        parse(q).expect("valid").push_where(&mut b, Backend::Mysql);
+        b.sql().to_string()
     }
 
     #[test]

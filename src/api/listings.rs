@@ -2,12 +2,12 @@
 //! canonical listing with every source listing, its price history, score explanation, broker and
 //! merge explanation).
 
+use crate::db::Sql;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use serde::Serialize;
-use sqlx::{MySql, QueryBuilder};
 
 use super::AppState;
 use super::card::{CARD_COLUMNS, Card, CardRow, cards};
@@ -127,12 +127,11 @@ async fn search_page(
     filters: Filters,
     page: PageRequest,
 ) -> Result<ListingPage, ApiError> {
-    let mut q =
-        QueryBuilder::<MySql>::new(format!("SELECT {CARD_COLUMNS} FROM listings WHERE TRUE"));
-    filters.push_where(&mut q);
+    let mut q = Sql::new(format!("SELECT {CARD_COLUMNS} FROM listings WHERE TRUE"));
+    filters.push_where(&mut q, state.pool().backend());
     page.push_after(&mut q);
     page.push_order(&mut q);
-    let mut rows: Vec<CardRow> = q.build_query_as().fetch_all(state.pool()).await?;
+    let mut rows: Vec<CardRow> = state.pool().fetch_all(&q).await?;
     let next_cursor = next_cursor(&page, &mut rows, |r| match page.sort {
         Sort::Score => float_key(Some(r.score_total)),
         Sort::Cost => float_key(r.monthly_cost),
@@ -262,40 +261,49 @@ pub async fn detail(
     check_id(&id)?;
     // One round trip: the row, and its members, prices and region statistics as JSON arrays
     // (sorted here: MySQL 8's JSON_ARRAYAGG has no ORDER BY).
-    let sql = format!(
+    let json = |fields: &[(&str, &str, bool)]| state.pool().backend().json_array_of_objects(fields);
+    let mut q = Sql::new(format_args!(
         "SELECT {CARD_COLUMNS}, broker_registration AS registration, broker_person AS person, \
          broker_office AS office, broker_reason AS reason, merge_explanation, \
-         (SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT('platform', platform, 'source_listing_id', source_listing_id, \
-            'source', source, 'url', url, 'deposit', deposit, 'rent', rent, 'fee', fee, 'title', title, \
-            'first_seen_at', first_seen_at)) AS CHAR) FROM listing_members m WHERE m.listing_id = listings.listing_id) \
-           AS members_json, \
-         (SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT('seq', seq, 'from', from_at, 'deposit', deposit, 'rent', rent, \
-            'fee', fee)) AS CHAR) FROM listing_prices p WHERE p.listing_id = listings.listing_id) AS prices_json, \
-         (SELECT CAST(JSON_ARRAYAGG(JSON_OBJECT({stats})) AS CHAR) FROM region_stats r \
+         (SELECT {members} FROM listing_members m WHERE m.listing_id = listings.listing_id) AS members_json, \
+         (SELECT {prices} FROM listing_prices p WHERE p.listing_id = listings.listing_id) AS prices_json, \
+         (SELECT {stats} FROM region_stats r \
             WHERE r.region_code = listings.region_code AND r.dong_code IN ('', COALESCE(listings.bjd_code, ''))) \
            AS stats_json \
-         FROM listings WHERE listing_id = ?",
-        stats = super::regions::STATS_JSON_FIELDS
-    );
-    let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&id)
-        .fetch_optional(state.pool())
-        .await?
+         FROM listings WHERE listing_id = ",
+        members = json(&[
+            ("platform", "platform", false),
+            ("source_listing_id", "source_listing_id", false),
+            ("source", "source", false),
+            ("url", "url", false),
+            ("deposit", "deposit", false),
+            ("rent", "rent", false),
+            ("fee", "fee", true),
+            ("title", "title", false),
+            ("first_seen_at", "first_seen_at", false),
+        ]),
+        prices = json(&[
+            ("seq", "seq", false),
+            ("from", "from_at", false),
+            ("deposit", "deposit", false),
+            ("rent", "rent", false),
+            ("fee", "fee", true),
+        ]),
+        stats = json(super::regions::STATS_JSON_FIELDS),
+    ));
+    q.push_bind(&id);
+    let Some(DetailRow {
+        row,
+        broker_check,
+        merge_explanation: merge,
+        members_json: members,
+        prices_json: prices,
+        stats_json: stats,
+    }) = state.pool().fetch_optional(&q).await?
     else {
         return Err(ApiError::NotFound(format!(
             "no listing `{id}` (never seen, or no longer listed)"
         )));
-    };
-    let (row, broker_check, merge, members, prices, stats) = {
-        use sqlx::{FromRow, Row};
-        (
-            CardRow::from_row(&r)?,
-            BrokerCheck::from_row(&r)?,
-            r.try_get::<String, _>("merge_explanation")?,
-            r.try_get::<Option<String>, _>("members_json")?,
-            r.try_get::<Option<String>, _>("prices_json")?,
-            r.try_get::<Option<String>, _>("stats_json")?,
-        )
     };
     let mut members: Vec<Member> = json_rows(members.as_deref())?;
     members.sort_by(|a, b| {
@@ -335,6 +343,19 @@ pub async fn detail(
         merge_explanation: serde_json::from_str(&merge).unwrap_or_default(),
         comparables,
     }))
+}
+
+/// The detail query's row.
+#[derive(sqlx::FromRow)]
+struct DetailRow {
+    #[sqlx(flatten)]
+    row: CardRow,
+    #[sqlx(flatten)]
+    broker_check: BrokerCheck,
+    merge_explanation: String,
+    members_json: Option<String>,
+    prices_json: Option<String>,
+    stats_json: Option<String>,
 }
 
 /// One price step as the detail query returns it.

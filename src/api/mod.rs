@@ -43,7 +43,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{ConnectOptions, Executor, MySqlPool};
+
+use crate::db::{Backend, Pool};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -87,7 +90,7 @@ pub enum ServeError {
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    pool: MySqlPool,
+    pool: Pool,
     status_cfg: Config,
     metrics: ApiMetrics,
     directory: DirectoryCache,
@@ -98,46 +101,32 @@ struct Inner {
 
 impl AppState {
     /// A state for `cfg`: a lazily connecting pool of at most `api.max_connections` connections as
-    /// `mysql.reader_user` (or, without one, as the sink's user, with a warning). Starts even when the
-    /// database is down: `/readyz` says so until it answers.
+    /// `mysql.reader_user` (or, without one, as the sink's user, with a warning), or to the SQLite
+    /// file of a `sqlite:` URL, read-only. Starts even when the database is down: `/readyz` says so
+    /// until it answers.
     pub fn new(cfg: &Config) -> Result<AppState, ServeError> {
-        if cfg.mysql.url.starts_with("sqlite:") {
-            return Err(ServeError::Url(
-                "the API reads MySQL/MariaDB; SQLite as the production database arrives with the demo".into(),
-            ));
-        }
-        if cfg.mysql.reader_user.is_empty() {
-            tracing::warn!(
-                "The API connects as the sink's user: set mysql.reader_user (and ROOMSTREAM_MYSQL_READER_PASSWORD) to serve read-only."
-            );
-        }
-        let url = reader_url(&cfg.mysql).map_err(ServeError::Url)?;
-        let options = MySqlConnectOptions::from_str(&url)
-            .map_err(|e| ServeError::Url(e.to_string()))?
-            .log_statements(tracing::log::LevelFilter::Trace);
         let timeout = cfg.api.request_timeout;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(cfg.api.max_connections)
-            .min_connections(0)
-            .acquire_timeout(timeout.min(Duration::from_secs(5)))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    // MariaDB counts seconds, MySQL milliseconds; whichever the server knows.
-                    let secs = timeout.as_secs_f64();
-                    let maria = format!("SET SESSION max_statement_time = {secs:.3}");
-                    if conn.execute(sqlx::AssertSqlSafe(maria)).await.is_err() {
-                        let mysql =
-                            format!("SET SESSION max_execution_time = {}", timeout.as_millis());
-                        conn.execute(sqlx::AssertSqlSafe(mysql)).await?;
-                    }
-                    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
         let mut status_cfg = cfg.clone();
-        status_cfg.mysql.url = url;
         status_cfg.postgres.url = reader_url(&cfg.postgres).map_err(ServeError::Url)?;
+        let pool = match Backend::of(&cfg.mysql.url).map_err(ServeError::Url)? {
+            // SQLite (the demo): the file opened read-only — SQLite has no users. A statement is
+            // not cut off at the timeout (SQLite has no statement timeout); the response still is.
+            Backend::Sqlite => Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(cfg.api.max_connections)
+                    .min_connections(0)
+                    .acquire_timeout(timeout.min(Duration::from_secs(5)))
+                    .connect_lazy_with(
+                        crate::db::sqlite_options(&cfg.mysql.url, true)
+                            .map_err(|e| ServeError::Url(e.to_string()))?,
+                    ),
+            ),
+            Backend::Mysql => {
+                let (pool, url) = mysql_reader(cfg)?;
+                status_cfg.mysql.url = url;
+                Pool::Mysql(pool)
+            }
+        };
         Ok(AppState(Arc::new(Inner {
             pool,
             status_cfg,
@@ -148,9 +137,45 @@ impl AppState {
             request_timeout: timeout,
         })))
     }
+}
 
+/// The MySQL pool as `mysql.reader_user` (read-only sessions, statements cut off at the request
+/// timeout), lazily connecting, and its URL.
+fn mysql_reader(cfg: &Config) -> Result<(MySqlPool, String), ServeError> {
+    if cfg.mysql.reader_user.is_empty() {
+        tracing::warn!(
+            "The API connects as the sink's user: set mysql.reader_user (and ROOMSTREAM_MYSQL_READER_PASSWORD) to serve read-only."
+        );
+    }
+    let url = reader_url(&cfg.mysql).map_err(ServeError::Url)?;
+    let options = MySqlConnectOptions::from_str(&url)
+        .map_err(|e| ServeError::Url(e.to_string()))?
+        .log_statements(tracing::log::LevelFilter::Trace);
+    let timeout = cfg.api.request_timeout;
+    let pool = MySqlPoolOptions::new()
+        .max_connections(cfg.api.max_connections)
+        .min_connections(0)
+        .acquire_timeout(timeout.min(Duration::from_secs(5)))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // MariaDB counts seconds, MySQL milliseconds; whichever the server knows.
+                let secs = timeout.as_secs_f64();
+                let maria = format!("SET SESSION max_statement_time = {secs:.3}");
+                if conn.execute(sqlx::AssertSqlSafe(maria)).await.is_err() {
+                    let mysql = format!("SET SESSION max_execution_time = {}", timeout.as_millis());
+                    conn.execute(sqlx::AssertSqlSafe(mysql)).await?;
+                }
+                conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options);
+    Ok((pool, url))
+}
+
+impl AppState {
     /// The read-only pool.
-    pub fn pool(&self) -> &MySqlPool {
+    pub fn pool(&self) -> &Pool {
         &self.0.pool
     }
 

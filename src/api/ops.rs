@@ -88,8 +88,9 @@ pub async fn healthz() -> &'static str {
     tag = "ops"
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sink_progress")
-        .fetch_one(state.pool())
+    match state
+        .pool()
+        .fetch_optional::<(i64,)>(&crate::db::Sql::new("SELECT COUNT(*) FROM sink_progress"))
         .await
     {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
@@ -137,7 +138,8 @@ pub async fn status(State(state): State<AppState>) -> Json<StatusBody> {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut extra = String::new();
     let pool = state.pool();
-    let (size, idle) = (pool.size(), pool.num_idle() as u32);
+    let (size, idle) = pool.connections();
+    let idle = idle as u32;
     extra
         .push_str("# HELP roomstream_api_db_connections Connections to the production database.\n");
     extra.push_str("# TYPE roomstream_api_db_connections gauge\n");

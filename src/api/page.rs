@@ -5,10 +5,10 @@
 //! A cursor is opaque to clients: base64url of `{"s": sort, "d": descending, "v": key, "id": id}`. One
 //! made for another sort or order is refused (400), as is anything that does not decode.
 
+use crate::db::Sql;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sqlx::{MySql, QueryBuilder};
 
 use super::error::ApiError;
 use super::params::Params;
@@ -160,7 +160,7 @@ impl PageRequest {
 
     /// Appends ` AND <after the cursor>` (the caller has opened the `WHERE`). NULL keys sort as the
     /// smallest (MySQL's order), so they come last in a descending sort and first in an ascending one.
-    pub fn push_after(&self, q: &mut QueryBuilder<MySql>) {
+    pub fn push_after(&self, q: &mut Sql) {
         let Some((v, id)) = &self.after else {
             return;
         };
@@ -200,7 +200,7 @@ impl PageRequest {
 
     /// ` ORDER BY <key> <dir>, listing_id <dir> LIMIT <limit + 1>` (one more row tells whether there
     /// is a next page).
-    pub fn push_order(&self, q: &mut QueryBuilder<MySql>) {
+    pub fn push_order(&self, q: &mut Sql) {
         let dir = if self.descending { "DESC" } else { "ASC" };
         q.push(format_args!(
             " ORDER BY {key} {dir}, listing_id {dir} LIMIT {n}",
@@ -222,7 +222,7 @@ impl PageRequest {
 }
 
 /// Binds a JSON number as the integer or double it is.
-fn push_number(q: &mut QueryBuilder<MySql>, v: &serde_json::Number) {
+fn push_number(q: &mut Sql, v: &serde_json::Number) {
     if let Some(i) = v.as_i64() {
         q.push_bind(i);
     } else {
@@ -254,11 +254,11 @@ mod tests {
             next.after,
             Some((float_key(Some(61.25)), "L00ab".to_string()))
         );
-        let mut q = QueryBuilder::<MySql>::new("SELECT 1 FROM listings WHERE TRUE");
+        let mut q = Sql::new("SELECT 1 FROM listings WHERE TRUE");
         next.push_after(&mut q);
         next.push_order(&mut q);
         assert_eq!(
-            q.into_sql().as_str(),
+            q.sql(),
             "SELECT 1 FROM listings WHERE TRUE AND (monthly_cost > ? OR (monthly_cost = ? AND listing_id > ?)) \
              ORDER BY monthly_cost ASC, listing_id ASC LIMIT 6"
         );
@@ -281,10 +281,10 @@ mod tests {
         let r = req("sort=area").expect("valid");
         let c = r.cursor_after(None, "L9");
         let next = req(&format!("sort=area&cursor={c}")).expect("valid");
-        let mut q = QueryBuilder::<MySql>::new("WHERE TRUE");
+        let mut q = Sql::new("WHERE TRUE");
         next.push_after(&mut q);
         assert_eq!(
-            q.into_sql().as_str(),
+            q.sql(),
             "WHERE TRUE AND ((area_m2 IS NULL AND listing_id < ?))"
         );
     }

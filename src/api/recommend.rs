@@ -2,9 +2,9 @@
 //! of the seven score components → listings ranked by [`Weights::rank_score`], computed in SQL over the
 //! stored components and paged by the same keyset as `/listings`.
 
+use crate::db::Sql;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use sqlx::{MySql, QueryBuilder};
 
 use super::AppState;
 use super::card::{CARD_COLUMNS, CardRow, cards};
@@ -116,14 +116,14 @@ async fn ranked(
     page: PageRequest,
     weights: Weights,
 ) -> Result<ListingPage, ApiError> {
-    let mut q = QueryBuilder::<MySql>::new(format!("SELECT * FROM (SELECT {CARD_COLUMNS}, "));
+    let mut q = Sql::new(format!("SELECT * FROM (SELECT {CARD_COLUMNS}, "));
     push_rank(&mut q, &weights);
     q.push(" AS rank_score FROM listings WHERE TRUE");
-    filters.push_where(&mut q);
+    filters.push_where(&mut q, state.pool().backend());
     q.push(") ranked WHERE TRUE");
     page.push_after(&mut q);
     page.push_order(&mut q);
-    let mut rows: Vec<RankedRow> = q.build_query_as().fetch_all(state.pool()).await?;
+    let mut rows: Vec<RankedRow> = state.pool().fetch_all(&q).await?;
     let next_cursor = next_cursor(&page, &mut rows, |r| float_key(Some(r.rank_score)));
     let ranks: Vec<f64> = rows.iter().map(|r| r.rank_score).collect();
     let mut items = cards(state.pool(), rows.into_iter().map(|r| r.card).collect()).await?;
@@ -139,7 +139,7 @@ async fn ranked(
 
 /// [`Weights::rank_score`] as SQL: the terms in the same order and the same double arithmetic (the
 /// weights are bound as doubles), so MySQL and Rust give the same number.
-fn push_rank(q: &mut QueryBuilder<MySql>, w: &Weights) {
+fn push_rank(q: &mut Sql, w: &Weights) {
     let weights = w.as_array();
     q.push("COALESCE((");
     for (i, (col, w)) in COMPONENT_COLUMNS.iter().zip(weights).enumerate() {
@@ -155,5 +155,6 @@ fn push_rank(q: &mut QueryBuilder<MySql>, w: &Weights) {
         }
         q.push_bind(w).push(format_args!(" * ({col} IS NOT NULL)"));
     }
-    q.push(", 0), 0)");
+    // 0.0, not 0: SQLite would return the integer 0 for a listing with no component.
+    q.push(", 0), 0.0)");
 }

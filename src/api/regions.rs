@@ -8,18 +8,32 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::db::Sql;
 
 const STATS_COLUMNS: &str = "region_code, dong_code, gu, dong, listings, median_deposit, median_rent, \
      median_rent_with_fee, median_monthly_cost, median_area_m2, median_cost_m2, verified_share, \
      bait_share, cross_listed, zigbang, dabang";
 
-/// [`RegionStats`] as `JSON_OBJECT` arguments (the detail view reads them in its one query).
-pub const STATS_JSON_FIELDS: &str = "'region_code', r.region_code, 'dong_code', r.dong_code, 'gu', r.gu, \
-     'dong', r.dong, 'listings', r.listings, 'median_deposit', r.median_deposit, 'median_rent', \
-     r.median_rent, 'median_rent_with_fee', r.median_rent_with_fee, 'median_monthly_cost', \
-     r.median_monthly_cost, 'median_area_m2', r.median_area_m2, 'median_cost_m2', r.median_cost_m2, \
-     'verified_share', r.verified_share, 'bait_share', r.bait_share, 'cross_listed', r.cross_listed, \
-     'zigbang', r.zigbang, 'dabang', r.dabang";
+/// [`RegionStats`] as JSON object fields (key, column, a double?) — the detail view reads them in
+/// its one query.
+pub const STATS_JSON_FIELDS: &[(&str, &str, bool)] = &[
+    ("region_code", "r.region_code", false),
+    ("dong_code", "r.dong_code", false),
+    ("gu", "r.gu", false),
+    ("dong", "r.dong", false),
+    ("listings", "r.listings", false),
+    ("median_deposit", "r.median_deposit", true),
+    ("median_rent", "r.median_rent", true),
+    ("median_rent_with_fee", "r.median_rent_with_fee", true),
+    ("median_monthly_cost", "r.median_monthly_cost", true),
+    ("median_area_m2", "r.median_area_m2", true),
+    ("median_cost_m2", "r.median_cost_m2", true),
+    ("verified_share", "r.verified_share", true),
+    ("bait_share", "r.bait_share", true),
+    ("cross_listed", "r.cross_listed", false),
+    ("zigbang", "r.zigbang", false),
+    ("dabang", "r.dabang", false),
+];
 
 /// Statistics of one 구 (`dong_code` empty) or 법정동 over its live listings.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -92,11 +106,12 @@ pub struct Dong {
     tag = "regions"
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Region>>, ApiError> {
-    let rows: Vec<RegionStats> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {STATS_COLUMNS} FROM region_stats ORDER BY region_code, dong_code"
-    )))
-    .fetch_all(state.pool())
-    .await?;
+    let rows: Vec<RegionStats> = state
+        .pool()
+        .fetch_all(&Sql::new(format!(
+            "SELECT {STATS_COLUMNS} FROM region_stats ORDER BY region_code, dong_code"
+        )))
+        .await?;
     let mut out: Vec<Region> = Vec::new();
     for r in rows {
         if r.dong_code.is_empty() {
@@ -144,21 +159,17 @@ pub async fn stats(
             ),
         ));
     }
-    let rows: Vec<RegionStats> = if code.len() == 5 {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {STATS_COLUMNS} FROM region_stats WHERE region_code = ? ORDER BY dong_code"
-        )))
-        .bind(&code)
-        .fetch_all(state.pool())
-        .await?
+    let mut q = Sql::new(format_args!(
+        "SELECT {STATS_COLUMNS} FROM region_stats WHERE "
+    ));
+    if code.len() == 5 {
+        q.push("region_code = ")
+            .push_bind(&code)
+            .push(" ORDER BY dong_code");
     } else {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {STATS_COLUMNS} FROM region_stats WHERE dong_code = ?"
-        )))
-        .bind(&code)
-        .fetch_all(state.pool())
-        .await?
-    };
+        q.push("dong_code = ").push_bind(&code);
+    }
+    let rows: Vec<RegionStats> = state.pool().fetch_all(&q).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(format!(
             "no listings in region `{code}`"

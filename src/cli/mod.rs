@@ -5,11 +5,14 @@
 //! roomstream [--config FILE] config check
 //! roomstream [--config FILE] topics apply|check
 //! roomstream [--config FILE] crawl zigbang|dabang|vworld|fixtures|synthetic|calibrate …
+//! roomstream [--config FILE] crawl zigbang|dabang|vworld … --every 1h [--jitter 6m] [--retry-after 10m]
 //! roomstream [--config FILE] process [--exit-when-idle] | replay [--from-archive] | run
 //! roomstream [--config FILE] sink mysql|s3|redshift [--exit-when-idle] [--replay] · status
 //! roomstream [--config FILE] serve
+//! roomstream [--config FILE] demo [--listings N --days D --live-every 5s --duration T --resume]
 //! roomstream [--config FILE] state hash|dump · eval dedup --truth FILE · dlq replay
 //! roomstream [--config FILE] bench process|score|sinks|api
+//! roomstream [--config FILE] query "SQL"|--file F [--format table|csv|json] [--snapshot N] · report --out DIR
 //! ```
 //!
 //! Exit codes: 0 success; 1 failure (the reason on stderr; for `topics apply`, a fix the broker
@@ -17,7 +20,10 @@
 //! produced, their sweep markers were not), drift found by `topics check`, or drift Kafka cannot fix
 //! (more partitions than defined).
 
+mod demo;
 mod process;
+mod query;
+mod schedule;
 mod score;
 mod serve;
 mod sink;
@@ -78,6 +84,10 @@ enum Command {
     Run(sink::RunArgs),
     /// Serve the API (`/api/v1`) and the web page (`/`) from the production database, read-only.
     Serve,
+    /// Everything on this machine: an embedded broker (Tansu), SQLite as the production database, a
+    /// local folder as the object store, a simulated crawl going live, the processor, the sinks and
+    /// the API with the web page. Ctrl-C stops it; the next run starts clean (or `--resume`s).
+    Demo(demo::DemoArgs),
     /// Score every listing again with the current `queries/score.sql` and publish only those whose
     /// score changed; prints `changed: N of M`.
     Rescore {
@@ -97,6 +107,11 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(process::BenchCommand),
+    /// Run SQL (DataFusion) over the S3 sink's Parquet: `listings` (the latest snapshot), `changes`
+    /// (every version), `snapshot`, `change_rows`.
+    Query(query::QueryArgs),
+    /// Render SVG charts of `queries/analytics/*.sql` and an index.html into a folder.
+    Report(query::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,9 +128,9 @@ enum TopicsCommand {
     Check,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum CrawlCommand {
-    /// Crawl Zigbang's geohash tiles once (`zigbang.*` settings).
+    /// Crawl Zigbang's geohash tiles once, or on a schedule with `--every` (`zigbang.*` settings).
     Zigbang(LiveArgs),
     /// Crawl Dabang's room list, region by region.
     Dabang {
@@ -130,6 +145,8 @@ enum CrawlCommand {
         /// Path or http(s) URL of the CSV or ZIP.
         #[arg(long, value_name = "FILE")]
         file: String,
+        #[command(flatten)]
+        schedule: schedule::ScheduleArgs,
     },
     /// Turn every real fixture file into observations.
     Fixtures {
@@ -150,14 +167,17 @@ enum CrawlCommand {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct LiveArgs {
-    /// Identifier of this crawl, carried by every event; default `<source>-<UTC time>`.
-    #[arg(long, value_parser = parse_crawl_id)]
+    /// Identifier of this crawl, carried by every event; default `<source>-<UTC time>` (one per run
+    /// with --every).
+    #[arg(long, value_parser = parse_crawl_id, conflicts_with = "every")]
     crawl_id: Option<String>,
+    #[command(flatten)]
+    schedule: schedule::ScheduleArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 struct SyntheticCli {
     /// Flats in the simulated world.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -229,7 +249,7 @@ impl Cli {
                     ExitCode::from(2)
                 })
             }
-            Command::Crawl(crawl) => run_crawl(&cfg, crawl).await,
+            Command::Crawl(crawl) => schedule::run_crawl(&cfg, crawl).await,
             Command::Process(args) => process::run(&cfg, args, false).await,
             Command::Replay {
                 from_archive: false,
@@ -238,6 +258,7 @@ impl Cli {
             Command::Sink(args) => sink::sink(&cfg, args).await,
             Command::Status(args) => sink::status(&cfg, args).await,
             Command::Run(args) => sink::run_all(&cfg, args).await,
+            Command::Demo(args) => demo::run(&cfg, args).await,
             Command::Serve => {
                 crate::api::run(&cfg, shutdown_signal()).await?;
                 Ok(ExitCode::SUCCESS)
@@ -254,6 +275,8 @@ impl Cli {
             Command::Eval(c) => process::eval(&cfg, c).await,
             Command::Dlq(c) => process::dlq(&cfg, c).await,
             Command::Bench(c) => process::bench(&cfg, c).await,
+            Command::Query(args) => query::query(&cfg, args).await,
+            Command::Report(args) => query::report(&cfg, args).await,
         }
     }
 }
@@ -313,7 +336,8 @@ fn default_crawl_id(source: &str) -> String {
     )
 }
 
-async fn run_crawl(cfg: &Config, command: CrawlCommand) -> anyhow::Result<ExitCode> {
+/// One crawl; `Ok(false)` when it finished but left regions incomplete (without sweep markers).
+async fn crawl_once(cfg: &Config, command: CrawlCommand) -> anyhow::Result<bool> {
     require_topics(cfg).await?;
     let mut sink = KafkaSink::new(&cfg.kafka)?;
     let mut complete = true;
@@ -356,7 +380,7 @@ async fn run_crawl(cfg: &Config, command: CrawlCommand) -> anyhow::Result<ExitCo
             complete = outcome.regions_incomplete.is_empty();
             report
         }
-        CrawlCommand::Vworld { file } => {
+        CrawlCommand::Vworld { file, .. } => {
             let mut emitter = Emitter::new(&mut sink, None);
             let outcome = vworld::import(cfg, &file, &mut emitter).await?;
             let report = emitter.finish()?;
@@ -407,11 +431,7 @@ async fn run_crawl(cfg: &Config, command: CrawlCommand) -> anyhow::Result<ExitCo
         }
     };
     println!("{}", report.summary());
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(complete)
 }
 
 fn calibrate(dir: &std::path::Path, out: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -192,6 +192,25 @@ pub(super) fn make_engine(cfg: &Config, metrics: Arc<Metrics>) -> anyhow::Result
 
 /// `process` and `replay`.
 pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    run_until(cfg, args, replay, stop).await
+}
+
+/// [`run`], stopping when `stop` is set (`roomstream demo` stops everything with one flag).
+pub async fn run_until(
+    cfg: &Config,
+    args: ProcessArgs,
+    replay: bool,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<ExitCode> {
     super::require_topics(cfg).await?;
     let metrics = Arc::new(Metrics::default());
     if !cfg.process.metrics_listen.is_empty() {
@@ -209,15 +228,6 @@ pub async fn run(cfg: &Config, args: ProcessArgs, replay: bool) -> anyhow::Resul
             axum::routing::get(move || async move { m.render() }),
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        });
     }
     let opts = RunOptions {
         exit_when_idle: args.exit_when_idle || replay,

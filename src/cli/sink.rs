@@ -45,6 +45,10 @@ pub struct StatusArgs {
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Only this sink (repeatable; default all): only its destination is read, and the exit status
+    /// is its alone — a sink container's health check.
+    #[arg(long = "sink", value_enum, value_name = "SINK")]
+    sinks: Vec<SinkKind>,
 }
 
 /// `roomstream run`.
@@ -136,7 +140,11 @@ pub async fn sink(cfg: &Config, args: SinkArgs) -> anyhow::Result<ExitCode> {
 
 /// `roomstream status`.
 pub async fn status(cfg: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let rows = status::collect(cfg).await;
+    let rows = if args.sinks.is_empty() {
+        status::collect(cfg).await
+    } else {
+        status::collect_some(cfg, &args.sinks).await
+    };
     let mut w = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(w, "{}", serde_json::to_string_pretty(&rows)?);

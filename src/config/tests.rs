@@ -105,6 +105,7 @@ fn every_shipped_profile_loads_with_its_required_environment() {
             env(&[
                 ("ROOMSTREAM_MYSQL_URL", "mysql://u:secret@db:3306/rs"),
                 ("ROOMSTREAM_MYSQL_READER_PASSWORD", "secret2"),
+                ("ROOMSTREAM_POSTGRES_READER_PASSWORD", "secret3"),
             ]),
         );
         let cfg = cfg.unwrap_or_else(|e| panic!("{name}: {e}"));

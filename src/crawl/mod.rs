@@ -10,12 +10,14 @@
 //! - [`vworld`]: the VWORLD broker registry (CSV, EUC-KR or UTF-8, plain or zipped, file or URL);
 //! - [`fixtures`]: the real payloads of `shared/fixtures/real` as observations;
 //! - [`synthetic`]: the calibrated simulator, with its ground truth;
-//! - [`calibration`]: the per-구/동 tables the simulator and the Dabang crawler rely on.
+//! - [`calibration`]: the per-구/동 tables the simulator and the Dabang crawler rely on;
+//! - [`schedule`]: `--every`: a live crawl repeated on a jittered schedule, failed runs retried.
 
 pub mod calibration;
 pub mod dabang;
 pub mod fixtures;
 pub mod http;
+pub mod schedule;
 pub mod synthetic;
 pub mod vworld;
 pub mod zigbang;

@@ -32,9 +32,15 @@ pub struct SinkStatus {
 
 /// Reads every sink's status (a destination that cannot be reached reports its error).
 pub async fn collect(cfg: &Config) -> Vec<SinkStatus> {
+    collect_some(cfg, &SinkKind::ALL).await
+}
+
+/// [`collect`] for some sinks only, touching only their destinations (`roomstream status --sink mysql`,
+/// a sink container's health check).
+pub async fn collect_some(cfg: &Config, kinds: &[SinkKind]) -> Vec<SinkStatus> {
     let ends = tokio::task::block_in_place(|| end_offsets(cfg)).unwrap_or_default();
     let mut out = Vec::new();
-    for kind in SinkKind::ALL {
+    for &kind in kinds {
         match read(cfg, kind).await {
             Ok(rows) => {
                 for (topic, (positions, committed_at)) in rows {
@@ -78,19 +84,28 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
     let mut out: Positions = BTreeMap::new();
     match kind {
         SinkKind::Mysql => {
-            let pool = sqlx::mysql::MySqlPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(&cfg.mysql.url)
-                .await?;
-            let rows = sqlx::query_as(
-                "SELECT partition_id, next_offset, DATE_FORMAT(committed_at, '%Y-%m-%dT%H:%i:%s.%fZ') \
-                 FROM sink_progress WHERE sink = 'mysql' AND topic = ?",
-            )
-            .bind(&listings)
-            .fetch_all(&pool)
-            .await?;
-            out.insert(TopicKind::Listings, progress_of(rows));
+            use crate::db::{Backend, Pool, Sql};
+            let backend = Backend::of(&cfg.mysql.url).map_err(SinkError::Other)?;
+            let pool = match backend {
+                Backend::Mysql => Pool::Mysql(
+                    sqlx::mysql::MySqlPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(Duration::from_secs(5))
+                        .connect(&cfg.mysql.url)
+                        .await?,
+                ),
+                Backend::Sqlite => {
+                    Pool::Sqlite(crate::db::sqlite_pool(&cfg.mysql.url, true, 1).await?)
+                }
+            };
+            let mut q = Sql::new(format!(
+                "SELECT partition_id, next_offset, {} FROM sink_progress WHERE sink = 'mysql' AND topic = ",
+                backend.committed_at_text()
+            ));
+            q.push_bind(&listings);
+            let rows = pool.fetch_all(&q).await;
+            pool.close().await;
+            out.insert(TopicKind::Listings, progress_of(rows?));
         }
         SinkKind::Redshift => {
             let pool = sqlx::postgres::PgPoolOptions::new()

@@ -7,12 +7,16 @@
 
 mod support;
 
+mod analytics;
 mod api;
+mod compose;
 mod crawl_dabang;
 mod crawl_fixtures;
+mod crawl_schedule;
 mod crawl_synthetic;
 mod crawl_vworld;
 mod crawl_zigbang;
+mod demo;
 mod process;
 mod score;
 mod sink;

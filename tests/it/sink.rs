@@ -116,7 +116,7 @@ async fn mysql_rows(db: &Databases) -> Vec<(String, i64, String)> {
     let pool = sqlx::MySqlPool::connect(&db.mysql_url())
         .await
         .expect("mysql");
-    roomstream::sink::mysql::contents(&pool)
+    roomstream::sink::mysql::contents(&roomstream::db::Pool::Mysql(pool))
         .await
         .expect("mysql contents")
 }

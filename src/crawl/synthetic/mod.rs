@@ -19,6 +19,8 @@ pub mod truth;
 pub mod world;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -56,17 +58,56 @@ pub struct SyntheticArgs {
     pub truth: Option<PathBuf>,
 }
 
+/// Live mode (`roomstream demo`): the same days, played region by region at a human pace.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Days before this one are drawn but not sent (a resumed demo continues where it stopped; the
+    /// registry is not sent again either).
+    pub first_day: u32,
+    /// From this day on, wait `every` after each region's crawl (both platforms).
+    pub paced_from: u32,
+    /// The wait.
+    pub every: std::time::Duration,
+    /// Set to stop between two regions.
+    pub stop: Arc<AtomicBool>,
+    /// The first day not yet fully sent (updated as days complete), for resuming.
+    pub next_day: Arc<AtomicU32>,
+}
+
 /// Runs the simulation into an emitter. Returns the world so callers can inspect it.
 pub fn run(args: &SyntheticArgs, emitter: &mut Emitter<'_>) -> Result<World, CrawlError> {
+    play(args, None, emitter)
+}
+
+/// [`run`] at a live pace from `live.paced_from`, starting at `live.first_day`, until `args.days` or
+/// until `live.stop` is set.
+pub fn run_live(
+    args: &SyntheticArgs,
+    live: &Live,
+    emitter: &mut Emitter<'_>,
+) -> Result<World, CrawlError> {
+    play(args, Some(live), emitter)
+}
+
+fn play(
+    args: &SyntheticArgs,
+    live: Option<&Live>,
+    emitter: &mut Emitter<'_>,
+) -> Result<World, CrawlError> {
     let cal = Calibration::embedded();
     let world = world::build(cal, args.listings, args.days, args.seed);
     if let Some(path) = &args.truth {
         truth::write(path, &world, cal)?;
     }
-    emit_registry(&world, emitter)?;
+    let first_day = live.map_or(0, |l| l.first_day);
+    if first_day == 0 {
+        emit_registry(&world, emitter)?;
+    }
     let by_region = regions(&world);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ 0x5eed_da75);
     for day in 0..args.days {
+        // Days already sent are still drawn, so that the days after them are the same.
+        let send = day >= first_day;
         let day_start = START + Duration::days(i64::from(day)) + Duration::hours(6);
         let mut tick: i64 = 0;
         for (region, flats) in &by_region {
@@ -96,13 +137,18 @@ pub fn run(args: &SyntheticArgs, emitter: &mut Emitter<'_>) -> Result<World, Cra
                         }
                         let at = day_start + Duration::seconds(tick / 20);
                         tick += 1;
-                        let obs = observation(&world, cal, fi, ep, day, at, &crawl_id);
-                        emitter.observation(&obs)?;
+                        if send {
+                            let obs = observation(&world, cal, fi, ep, day, at, &crawl_id);
+                            emitter.observation(&obs)?;
+                        }
                         seen += 1;
                     }
                 }
                 if !failed && *region != region::UNKNOWN {
                     tick += 1;
+                    if !send {
+                        continue;
+                    }
                     emitter.sweep(&SweepMarker {
                         schema: SWEEP_SCHEMA.into(),
                         source: Source::Synthetic,
@@ -118,6 +164,30 @@ pub fn run(args: &SyntheticArgs, emitter: &mut Emitter<'_>) -> Result<World, Cra
                         listings_seen: seen,
                     })?;
                 }
+            }
+            if let Some(l) = live.filter(|_| send) {
+                let until = std::time::Instant::now()
+                    + if day >= l.paced_from {
+                        l.every
+                    } else {
+                        std::time::Duration::ZERO
+                    };
+                loop {
+                    if l.stop.load(Ordering::Relaxed) {
+                        return Ok(world);
+                    }
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left.min(std::time::Duration::from_millis(100)));
+                }
+            }
+        }
+        if let Some(l) = live.filter(|_| send) {
+            l.next_day.store(day + 1, Ordering::Relaxed);
+            if l.stop.load(Ordering::Relaxed) {
+                return Ok(world);
             }
         }
     }

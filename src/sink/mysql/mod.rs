@@ -1,6 +1,9 @@
-//! The production database (MySQL 8; MariaDB here): the serving schema the API reads.
+//! The production database (MySQL 8; MariaDB here; SQLite in the demo): the serving schema the API
+//! reads. The SQL is built once for both engines ([`crate::db`]); where they differ (upserts, row
+//! locks, the time) the engine gives the fragment.
 //!
-//! Schema: `migrations/mysql/` (sqlx migrations, run at start). Per batch, one transaction:
+//! Schema: `migrations/mysql/` or `migrations/sqlite/` (sqlx migrations, run at start). Per batch, one
+//! transaction (SQLite: `BEGIN IMMEDIATE`, the whole file locked for it, in place of row locks):
 //! 1. lock the partition's progress row and check it holds the batch's starting position (the fence);
 //! 2. keep the newest change per listing ([`change::newest_per_key`]), lock the stored versions of those
 //!    listings (a live one's in `listings`, a deleted one's in `listing_deletions`) and keep the changes
@@ -10,7 +13,8 @@
 //! 4. move the progress to the batch's end, and commit.
 //!
 //! InnoDB readers see the last committed batch (MVCC): a write never blocks the API's reads, and a
-//! batch of 5,000 rows holds its row locks for tens of milliseconds. Group statistics (`region_stats`)
+//! batch of 5,000 rows holds its row locks for tens of milliseconds. SQLite in WAL mode gives readers
+//! the same: the last committed batch, never blocked by the writer. Group statistics (`region_stats`)
 //! are recomputed from `listings` for the regions that changed, at most every `sink.stats_interval`
 //! (and for every region at start), outside the batch transactions: they are derived, never lost.
 
@@ -20,16 +24,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, MySql, MySqlPool, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, Connection, MySql, MySqlPool};
 
 use super::SinkError;
 use super::change::{self, Change, ListingRow};
 use super::runner::{Batch, Destination};
 use crate::config::{Config, DatabaseConfig};
+use crate::db::{Backend, Pool, Sql, Tx};
 use crate::topics::TopicKind;
 
 /// The migrations of the serving schema, compiled in.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+/// The same schema for SQLite (the demo's production database).
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Rows per multi-row INSERT (MySQL allows 65,535 placeholders; a listing row has 59).
 const CHUNK: usize = 500;
@@ -58,14 +65,17 @@ pub fn platform_mask(platforms: &[String]) -> i64 {
 }
 
 /// Connects (creating the database if it does not exist) and runs the migrations; creates or
-/// updates the read-only user when `reader_user` is set.
-pub async fn connect(db: &DatabaseConfig, max_connections: u32) -> Result<MySqlPool, SinkError> {
+/// updates the read-only user when `reader_user` is set. A `sqlite:` URL opens (or creates) that file
+/// instead, with one connection: SQLite has one writer, and no users (the API opens it read-only).
+pub async fn connect(db: &DatabaseConfig, max_connections: u32) -> Result<Pool, SinkError> {
     use sqlx::migrate::MigrateDatabase;
-    if !(db.url.starts_with("mysql://") || db.url.starts_with("mariadb://")) {
-        return Err(SinkError::Other(format!(
-            "mysql.url = {}: the MySQL sink writes to mysql:// or mariadb:// (not yet to SQLite)",
-            crate::config::mask_url(&db.url)
-        )));
+    match Backend::of(&db.url).map_err(|e| SinkError::Other(format!("mysql.url: {e}")))? {
+        Backend::Sqlite => {
+            let pool = crate::db::sqlite_pool(&db.url, false, 1).await?;
+            SQLITE_MIGRATOR.run(&pool).await?;
+            return Ok(Pool::Sqlite(pool));
+        }
+        Backend::Mysql => {}
     }
     if !MySql::database_exists(&db.url).await? {
         MySql::create_database(&db.url).await?;
@@ -80,7 +90,7 @@ pub async fn connect(db: &DatabaseConfig, max_connections: u32) -> Result<MySqlP
     if !db.reader_user.is_empty() {
         grant_reader(&pool, &db.reader_user, &db.reader_password).await?;
     }
-    Ok(pool)
+    Ok(Pool::Mysql(pool))
 }
 
 /// A SQL string literal (DDL takes no placeholders): quotes and backslashes escaped.
@@ -108,7 +118,7 @@ async fn grant_reader(pool: &MySqlPool, user: &str, password: &str) -> Result<()
 
 /// The MySQL sink.
 pub struct MysqlSink {
-    pool: MySqlPool,
+    pool: Pool,
     listings_topic: String,
     /// Regions whose statistics are stale (None: all, at start).
     stale: Option<BTreeSet<String>>,
@@ -130,7 +140,7 @@ impl MysqlSink {
     }
 
     /// The pool (for tests and the benchmark).
-    pub fn pool(&self) -> &MySqlPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 }
@@ -145,20 +155,14 @@ impl Destination for MysqlSink {
     }
 
     async fn positions(&mut self) -> Result<BTreeMap<(TopicKind, i32), i64>, SinkError> {
-        let rows = sqlx::query(
-            "SELECT partition_id, next_offset FROM sink_progress WHERE sink = 'mysql' AND topic = ?",
-        )
-        .bind(&self.listings_topic)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut q = Sql::new(
+            "SELECT partition_id, next_offset FROM sink_progress WHERE sink = 'mysql' AND topic = ",
+        );
+        q.push_bind(&self.listings_topic);
+        let rows: Vec<(i32, i64)> = self.pool.fetch_all(&q).await?;
         Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    (TopicKind::Listings, r.get::<i32, _>(0)),
-                    r.get::<i64, _>(1),
-                )
-            })
+            .into_iter()
+            .map(|(p, next)| ((TopicKind::Listings, p), next))
             .collect())
     }
 
@@ -209,27 +213,28 @@ impl MysqlSink {
 
 /// Writes one batch in one transaction; returns the regions it touched.
 pub async fn write_batch(
-    pool: &MySqlPool,
+    pool: &Pool,
     topic: &str,
     batch: Batch,
 ) -> Result<BTreeSet<String>, SinkError> {
+    let backend = pool.backend();
     let mut tx = pool.begin().await?;
     // The progress row exists before it is locked, so two instances serialize on it.
-    sqlx::query(
-        "INSERT IGNORE INTO sink_progress (sink, topic, partition_id, next_offset, committed_at) \
-         VALUES ('mysql', ?, ?, 0, UTC_TIMESTAMP(6))",
-    )
-    .bind(topic)
-    .bind(batch.partition)
-    .execute(&mut *tx)
-    .await?;
-    let stored: Option<i64> = sqlx::query_scalar(
-        "SELECT next_offset FROM sink_progress WHERE sink = 'mysql' AND topic = ? AND partition_id = ? FOR UPDATE",
-    )
-    .bind(topic)
-    .bind(batch.partition)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let mut q = Sql::new(format!(
+        "{} sink_progress (sink, topic, partition_id, next_offset, committed_at) VALUES ('mysql', ",
+        backend.insert_ignore()
+    ));
+    q.push_bind(topic)
+        .push(", ")
+        .push_bind(batch.partition)
+        .push(format_args!(", 0, {})", backend.now()));
+    tx.execute(&q).await?;
+    let mut q = Sql::new("SELECT next_offset FROM sink_progress WHERE sink = 'mysql' AND topic = ");
+    q.push_bind(topic)
+        .push(" AND partition_id = ")
+        .push_bind(batch.partition)
+        .push(backend.for_update());
+    let stored: Option<i64> = tx.fetch_optional::<(i64,)>(&q).await?.map(|r| r.0);
     if stored.unwrap_or(0) != batch.from {
         return Err(SinkError::Fenced {
             topic: topic.to_string(),
@@ -240,7 +245,7 @@ pub async fn write_batch(
     }
     let after = batch.after();
     let changes = change::newest_per_key(batch.changes);
-    let versions = stored_versions(&mut tx, &changes).await?;
+    let versions = stored_versions(&mut tx, backend, &changes).await?;
     let winners: Vec<&Change> = changes
         .iter()
         .filter(|c| c.newer_than(versions.get(c.listing_id.as_str()).map(|v| (v.0, v.1))))
@@ -275,14 +280,10 @@ pub async fn write_batch(
     if !ended_live.is_empty() {
         // A tombstone without a region header: its region is the stored row's.
         for chunk in ended_live.chunks(CHUNK) {
-            let mut q = QueryBuilder::<MySql>::new(
-                "SELECT DISTINCT region_code FROM listings WHERE listing_id IN ",
-            );
-            q.push_tuples(chunk, |mut b, id| {
-                b.push_bind(*id);
-            });
-            for r in q.build().fetch_all(&mut *tx).await? {
-                regions.insert(r.get::<String, _>(0));
+            let mut q = Sql::new("SELECT DISTINCT region_code FROM listings WHERE listing_id IN ");
+            q.push_list(chunk.iter().copied());
+            for (r,) in tx.fetch_all::<(String,)>(&q).await? {
+                regions.insert(r);
             }
         }
         delete_ids(&mut tx, "listings", &ended_live).await?;
@@ -305,9 +306,8 @@ pub async fn write_batch(
         })
         .collect();
     for chunk in live.chunks(CHUNK) {
-        let mut q =
-            QueryBuilder::<MySql>::new(format!("INSERT INTO listings ({LISTING_COLUMNS}) "));
-        q.push_values(chunk, |mut b, r| {
+        let mut q = Sql::new(format!("INSERT INTO listings ({LISTING_COLUMNS}) "));
+        q.push_values(chunk, |b, r| {
             let (clock, partition, offset) = written
                 .get(r.listing_id.as_str())
                 .copied()
@@ -364,25 +364,23 @@ pub async fn write_batch(
                 .push_bind(offset)
                 .push_bind(&r.value_sha256);
         });
-        q.push(" ON DUPLICATE KEY UPDATE ");
-        let updates: Vec<String> = LISTING_COLUMNS
+        let updates: Vec<&str> = LISTING_COLUMNS
             .split(',')
             .map(str::trim)
             .filter(|c| *c != "listing_id")
-            .map(|c| format!("{c} = VALUES({c})"))
             .collect();
-        q.push(updates.join(", "));
-        q.build().execute(&mut *tx).await?;
+        q.push(backend.upsert_tail("listing_id", &updates));
+        tx.execute(&q).await?;
     }
     let members: Vec<(&str, &change::MemberRow)> = live
         .iter()
         .flat_map(|r| r.members.iter().map(move |m| (r.listing_id.as_str(), m)))
         .collect();
     for chunk in members.chunks(CHUNK * 4) {
-        let mut q = QueryBuilder::<MySql>::new(
+        let mut q = Sql::new(
             "INSERT INTO listing_members (listing_id, platform, source_listing_id, source, url, deposit, rent, fee, title, first_seen_at) ",
         );
-        q.push_values(chunk, |mut b, (id, m)| {
+        q.push_values(chunk, |b, (id, m)| {
             b.push_bind(*id)
                 .push_bind(&m.platform)
                 .push_bind(&m.source_listing_id)
@@ -396,18 +394,17 @@ pub async fn write_batch(
         });
         // The same source listing twice in one canonical listing would be a processor bug; the key
         // makes it one row rather than a failed batch.
-        q.push(" ON DUPLICATE KEY UPDATE url = VALUES(url)");
-        q.build().execute(&mut *tx).await?;
+        q.push(backend.upsert_tail("listing_id, platform, source_listing_id", &["url"]));
+        tx.execute(&q).await?;
     }
     let prices: Vec<(&str, &change::PriceRow)> = live
         .iter()
         .flat_map(|r| r.prices.iter().map(move |p| (r.listing_id.as_str(), p)))
         .collect();
     for chunk in prices.chunks(CHUNK * 4) {
-        let mut q = QueryBuilder::<MySql>::new(
-            "INSERT INTO listing_prices (listing_id, seq, from_at, deposit, rent, fee) ",
-        );
-        q.push_values(chunk, |mut b, (id, p)| {
+        let mut q =
+            Sql::new("INSERT INTO listing_prices (listing_id, seq, from_at, deposit, rent, fee) ");
+        q.push_values(chunk, |b, (id, p)| {
             b.push_bind(*id)
                 .push_bind(p.seq)
                 .push_bind(&p.from)
@@ -415,13 +412,13 @@ pub async fn write_batch(
                 .push_bind(p.rent)
                 .push_bind(p.fee);
         });
-        q.build().execute(&mut *tx).await?;
+        tx.execute(&q).await?;
     }
     for chunk in ended.chunks(CHUNK * 4) {
-        let mut q = QueryBuilder::<MySql>::new(
+        let mut q = Sql::new(
             "INSERT INTO listing_deletions (listing_id, version_clock, source_partition, source_offset) ",
         );
-        q.push_values(chunk, |mut b, c| {
+        q.push_values(chunk, |b, c| {
             let stored = versions.get(c.listing_id.as_str()).map(|v| (v.0, v.1));
             let (clock, offset) = c.version(stored);
             b.push_bind(&c.listing_id)
@@ -429,21 +426,26 @@ pub async fn write_batch(
                 .push_bind(c.partition)
                 .push_bind(offset);
         });
-        q.push(
-            " ON DUPLICATE KEY UPDATE version_clock = VALUES(version_clock), \
-             source_partition = VALUES(source_partition), source_offset = VALUES(source_offset)",
-        );
-        q.build().execute(&mut *tx).await?;
+        q.push(backend.upsert_tail(
+            "listing_id",
+            &["version_clock", "source_partition", "source_offset"],
+        ));
+        tx.execute(&q).await?;
     }
-    sqlx::query(
-        "INSERT INTO sink_progress (sink, topic, partition_id, next_offset, committed_at) VALUES ('mysql', ?, ?, ?, UTC_TIMESTAMP(6)) \
-         ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset), committed_at = VALUES(committed_at)",
-    )
-    .bind(topic)
-    .bind(batch.partition)
-    .bind(after)
-    .execute(&mut *tx)
-    .await?;
+    let mut q = Sql::new(
+        "INSERT INTO sink_progress (sink, topic, partition_id, next_offset, committed_at) VALUES ('mysql', ",
+    );
+    q.push_bind(topic)
+        .push(", ")
+        .push_bind(batch.partition)
+        .push(", ")
+        .push_bind(after)
+        .push(format_args!(", {})", backend.now()))
+        .push(backend.upsert_tail(
+            "sink, topic, partition_id",
+            &["next_offset", "committed_at"],
+        ));
+    tx.execute(&q).await?;
     tx.commit().await?;
     Ok(regions)
 }
@@ -451,58 +453,52 @@ pub async fn write_batch(
 /// The stored versions `(clock, offset, live)` of the changes' listings — a live listing's row, or a
 /// deleted one's record — locked until the commit.
 async fn stored_versions(
-    tx: &mut sqlx::Transaction<'_, MySql>,
+    tx: &mut Tx,
+    backend: Backend,
     changes: &[Change],
 ) -> Result<BTreeMap<String, (i64, i64, bool)>, SinkError> {
     let mut out = BTreeMap::new();
     for (table, live) in [("listings", true), ("listing_deletions", false)] {
         for chunk in changes.chunks(CHUNK * 4) {
-            let mut q = QueryBuilder::<MySql>::new(format!(
+            let mut q = Sql::new(format!(
                 "SELECT listing_id, version_clock, source_offset FROM {table} WHERE listing_id IN "
             ));
-            q.push_tuples(chunk, |mut b, c| {
-                b.push_bind(&c.listing_id);
-            });
-            q.push(" FOR UPDATE");
-            for r in q.build().fetch_all(&mut **tx).await? {
-                out.insert(
-                    r.get::<String, _>(0),
-                    (r.get::<i64, _>(1), r.get::<i64, _>(2), live),
-                );
+            q.push_list(chunk.iter().map(|c| c.listing_id.as_str()));
+            q.push(backend.for_update());
+            for (id, clock, offset) in tx.fetch_all::<(String, i64, i64)>(&q).await? {
+                out.insert(id, (clock, offset, live));
             }
         }
     }
     Ok(out)
 }
 
-async fn delete_ids(
-    tx: &mut sqlx::Transaction<'_, MySql>,
-    table: &str,
-    ids: &[&str],
-) -> Result<(), SinkError> {
+async fn delete_ids(tx: &mut Tx, table: &str, ids: &[&str]) -> Result<(), SinkError> {
     for chunk in ids.chunks(CHUNK * 4) {
-        let mut q = QueryBuilder::<MySql>::new(format!("DELETE FROM {table} WHERE listing_id IN "));
-        q.push_tuples(chunk, |mut b, id| {
-            b.push_bind(*id);
-        });
-        q.build().execute(&mut **tx).await?;
+        let mut q = Sql::new(format!("DELETE FROM {table} WHERE listing_id IN "));
+        q.push_list(chunk.iter().copied());
+        tx.execute(&q).await?;
     }
     Ok(())
 }
 
 /// `(listing_id, version_clock, value_sha256)` of every row, for [`change::checksum`].
-pub async fn contents(pool: &MySqlPool) -> Result<Vec<(String, i64, String)>, SinkError> {
-    let rows = sqlx::query("SELECT listing_id, version_clock, value_sha256 FROM listings")
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+pub async fn contents(pool: &Pool) -> Result<Vec<(String, i64, String)>, SinkError> {
+    Ok(pool
+        .fetch_all(&Sql::new(
+            "SELECT listing_id, version_clock, value_sha256 FROM listings",
+        ))
+        .await?)
 }
 
 /// Checks that a connection can be made (readiness probes, `roomstream status`).
 pub async fn ping(url: &str) -> Result<(), SinkError> {
+    if Backend::of(url) == Ok(Backend::Sqlite) {
+        let mut c =
+            sqlx::SqliteConnection::connect_with(&crate::db::sqlite_options(url, true)?).await?;
+        c.ping().await?;
+        return Ok(());
+    }
     let mut c = sqlx::MySqlConnection::connect(url).await?;
     c.ping().await?;
     Ok(())

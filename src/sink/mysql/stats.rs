@@ -6,8 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::{MySql, MySqlPool, QueryBuilder, Row};
-
+use crate::db::{Pool, Sql};
 use crate::sink::SinkError;
 
 #[derive(Default, Clone)]
@@ -43,16 +42,17 @@ pub fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 /// Recomputes the statistics of `regions` (None: every region in `listings` or `region_stats`).
-pub async fn refresh(pool: &MySqlPool, regions: Option<BTreeSet<String>>) -> Result<(), SinkError> {
+pub async fn refresh(pool: &Pool, regions: Option<BTreeSet<String>>) -> Result<(), SinkError> {
     let regions: Vec<String> = match regions {
         Some(r) => r.into_iter().collect(),
-        None => {
-            sqlx::query_scalar(
+        None => pool
+            .fetch_all::<(String,)>(&Sql::new(
                 "SELECT region_code FROM listings UNION SELECT region_code FROM region_stats",
-            )
-            .fetch_all(pool)
+            ))
             .await?
-        }
+            .into_iter()
+            .map(|r| r.0)
+            .collect(),
     };
     for chunk in regions.chunks(8) {
         refresh_some(pool, chunk).await?;
@@ -60,29 +60,34 @@ pub async fn refresh(pool: &MySqlPool, regions: Option<BTreeSet<String>>) -> Res
     Ok(())
 }
 
-async fn refresh_some(pool: &MySqlPool, regions: &[String]) -> Result<(), SinkError> {
-    let mut q = QueryBuilder::<MySql>::new(
+/// One listing as the statistics read it.
+type StatsRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i32,
+    i32,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    bool,
+    bool,
+    i8,
+);
+
+async fn refresh_some(pool: &Pool, regions: &[String]) -> Result<(), SinkError> {
+    let mut q = Sql::new(
         "SELECT region_code, COALESCE(bjd_code, ''), gu, dong, deposit, rent, rent_with_fee, monthly_cost, \
          area_m2, broker_verified, bait_warning, platform_mask FROM listings WHERE region_code IN ",
     );
-    q.push_tuples(regions, |mut b, r| {
-        b.push_bind(r);
-    });
-    let rows = q.build().fetch_all(pool).await?;
+    q.push_list(regions);
+    let rows: Vec<StatsRow> = pool.fetch_all(&q).await?;
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
-    for r in &rows {
-        let region: String = r.get(0);
-        let dong_code: String = r.get(1);
-        let gu: Option<String> = r.get(2);
-        let dong: Option<String> = r.get(3);
-        let deposit = f64::from(r.get::<i32, _>(4));
-        let rent = f64::from(r.get::<i32, _>(5));
-        let rwf: f64 = r.get(6);
-        let cost: Option<f64> = r.get(7);
-        let area: Option<f64> = r.get(8);
-        let verified: bool = r.get(9);
-        let bait: bool = r.get(10);
-        let platforms: i8 = r.get(11);
+    for (region, dong_code, gu, dong, deposit, rent, rwf, cost, area, verified, bait, platforms) in
+        rows
+    {
+        let (deposit, rent) = (f64::from(deposit), f64::from(rent));
         let mut keys = vec![(region.clone(), String::new())];
         if !dong_code.is_empty() {
             keys.push((region, dong_code));
@@ -115,20 +120,18 @@ async fn refresh_some(pool: &MySqlPool, regions: &[String]) -> Result<(), SinkEr
         }
     }
     let mut tx = pool.begin().await?;
-    let mut del = QueryBuilder::<MySql>::new("DELETE FROM region_stats WHERE region_code IN ");
-    del.push_tuples(regions, |mut b, r| {
-        b.push_bind(r);
-    });
-    del.build().execute(&mut *tx).await?;
+    let mut del = Sql::new("DELETE FROM region_stats WHERE region_code IN ");
+    del.push_list(regions);
+    tx.execute(&del).await?;
     let rows: Vec<((String, String), Group)> = groups.into_iter().collect();
 
     for chunk in rows.chunks(500) {
-        let mut q = QueryBuilder::<MySql>::new(
+        let mut q = Sql::new(
             "INSERT INTO region_stats (region_code, dong_code, gu, dong, listings, median_deposit, median_rent, \
              median_rent_with_fee, median_monthly_cost, median_area_m2, median_cost_m2, verified_share, \
              bait_share, cross_listed, zigbang, dabang) ",
         );
-        q.push_values(chunk, |mut b, ((region, dong_code), g)| {
+        q.push_values(chunk, |b, ((region, dong_code), g)| {
             let mut g = g.clone();
             let n = f64::from(g.n.max(1));
             b.push_bind(region)
@@ -148,7 +151,7 @@ async fn refresh_some(pool: &MySqlPool, regions: &[String]) -> Result<(), SinkEr
                 .push_bind(g.zigbang)
                 .push_bind(g.dabang);
         });
-        q.build().execute(&mut *tx).await?;
+        tx.execute(&q).await?;
     }
     tx.commit().await?;
     Ok(())
