@@ -1,7 +1,8 @@
 -- The production (serving) schema on SQLite — the demo's production database. The same tables, columns
 -- and indexes as migrations/mysql/ (0001 + 0002), in SQLite's words: no engine or charset (SQLite
 -- compares text byte-wise, as utf8mb4_bin does), indexes as CREATE INDEX, times as RFC 3339 text.
--- Keep the two in step: tests/it/demo.rs reads the same API answers from both.
+-- Keep the two in step: tests/it/api.rs (sqlite_serves_what_mariadb_serves) reads the same API answers
+-- from both.
 
 CREATE TABLE listings (
   listing_id          VARCHAR(40)  NOT NULL,
@@ -141,6 +142,7 @@ CREATE INDEX listings_area ON listings (area_m2, listing_id);
 CREATE INDEX listings_region_score ON listings (region_code, score_total, listing_id);
 CREATE INDEX listings_region_cost ON listings (region_code, monthly_cost, listing_id);
 CREATE INDEX listings_dong ON listings (bjd_code, score_total, listing_id);
-CREATE INDEX members_source ON listing_members (platform, source_listing_id);CREATE INDEX listings_dong_name ON listings (region_code, dong, score_total, listing_id);
+CREATE INDEX members_source ON listing_members (platform, source_listing_id);
+CREATE INDEX listings_dong_name ON listings (region_code, dong, score_total, listing_id);
 CREATE INDEX listings_region_newest ON listings (region_code, first_seen, listing_id);
 CREATE INDEX listings_region_area ON listings (region_code, area_m2, listing_id);

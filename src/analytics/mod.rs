@@ -45,7 +45,7 @@ use object_store::path::Path;
 
 use crate::config::Config;
 use crate::sink::s3::layout;
-use crate::sink::s3::snapshot::Manifest;
+use crate::sink::s3::layout::Manifest;
 
 /// What can go wrong between the object store and an answer.
 #[derive(Debug, thiserror::Error)]

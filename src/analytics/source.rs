@@ -28,7 +28,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::AnalyticsError;
 use crate::sink::s3::layout;
-use crate::sink::s3::snapshot::Manifest;
+use crate::sink::s3::layout::Manifest;
 use crate::sink::table::{self, Ty};
 use crate::topics::TopicKind;
 

@@ -78,10 +78,14 @@ impl From<sqlx::Error> for ApiError {
             {
                 ApiError::Unavailable(e)
             }
-            // SQLite: the file is not there yet (14), busy (5) or not migrated yet ("no such table").
+            // SQLite: the file is not there yet (CANTOPEN, 14), busy (BUSY, 5) or not migrated yet
+            // ("no such table"). sqlx reports extended codes: the primary code is the low byte.
             sqlx::Error::Database(ref d)
                 if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
-                    && (matches!(d.code().as_deref(), Some("5" | "14"))
+                    && (d
+                        .code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .is_some_and(|c| matches!(c & 0xff, 5 | 14))
                         || d.message().starts_with("no such table")) =>
             {
                 ApiError::Unavailable(e)

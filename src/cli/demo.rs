@@ -83,32 +83,42 @@ struct Saved {
     listings: u32,
     seed: u64,
     days: u32,
+    /// The namespace of the topics (its own per clean run on a broker the demo does not own).
+    namespace: String,
     /// The first simulated day not fully sent.
     next_day: u32,
 }
 
-/// Runs the demo until Ctrl-C or `--duration`.
+/// Marks a folder as the demo's, so that a clean start deletes only what a demo made.
+const SENTINEL: &str = ".roomstream-demo";
+
+/// Runs the demo until Ctrl-C (SIGINT), SIGTERM, SIGHUP or `--duration`. A second signal exits at once.
 pub async fn run(cfg: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let stop = stop_on_signals(args.duration)?;
     let dir = std::path::absolute(&args.dir).context("demo folder")?;
+    let _lock = DirLock::take(&dir)?;
     let saved_path = dir.join("demo.json");
     let saved: Option<Saved> = std::fs::read(&saved_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let same_world =
+        |s: &Saved| (s.listings, s.seed, s.days) == (args.listings, args.seed, args.days);
     let resume = match &saved {
-        Some(s) if args.resume && s.listings == args.listings && s.seed == args.seed => {
+        Some(s) if args.resume && same_world(s) => {
             println!(
-                "Resuming the demo in {} at simulated day {} ({} flats, seed {}): the broker's topics, \
-                 the processor's checkpoints and the sinks' positions are kept.",
+                "Resuming the demo in {} at simulated day {} ({} flats, {} fast days, seed {}): the broker's \
+                 topics, the processor's checkpoints and the sinks' positions are kept.",
                 dir.display(),
                 s.next_day + 1,
                 s.listings,
+                s.days,
                 s.seed
             );
             true
         }
         Some(_) if args.resume => {
             println!(
-                "Starting clean in {}: the previous run simulated other flats (--listings/--seed), it cannot be resumed.",
+                "Starting clean in {}: the previous run simulated another world (--listings/--days/--seed), it cannot be resumed.",
                 dir.display()
             );
             false
@@ -125,27 +135,45 @@ pub async fn run(cfg: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             false
         }
     };
+    let namespace = match (&saved, resume, &args.brokers) {
+        (Some(s), true, _) => s.namespace.clone(),
+        // Someone else's broker keeps the old topics: a clean run gets topics of its own.
+        (_, false, Some(_)) => format!(
+            "{}-{}",
+            cfg.kafka.namespace,
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        ),
+        _ => cfg.kafka.namespace.clone(),
+    };
+    if args.brokers.is_none() {
+        Broker::check_port_free(args.broker_port).await?;
+    }
     if !resume {
         clear(&dir)?;
     }
     std::fs::create_dir_all(dir.join("store")).context("demo folder")?;
+    std::fs::write(dir.join(SENTINEL), b"").context("demo folder")?;
     let first_day = saved.as_ref().filter(|_| resume).map_or(0, |s| s.next_day);
 
     let mut broker = match &args.brokers {
         Some(b) => Broker::External(b.clone()),
-        None => Broker::start(&dir.join("broker"), args.broker_port).await?,
+        None => Broker::start(&dir.join("broker"), args.broker_port, &stop).await?,
     };
-    if let Err(e) = broker.wait_for_metadata(resume).await {
+    if let Err(e) = broker.wait_for_metadata(resume, &stop).await {
         broker.stop().await;
         return Err(e);
     }
-    let outcome = run_with_broker(cfg, &args, &dir, broker.address(), first_day).await;
+    let mut cfg = cfg.clone();
+    cfg.kafka.namespace = namespace.clone();
+    let outcome = run_with_broker(&cfg, &args, &dir, broker.address(), first_day, stop).await;
+    println!("Stopping the broker.");
     broker.stop().await;
     let next_day = outcome?;
     let saved = Saved {
         listings: args.listings,
         seed: args.seed,
         days: args.days,
+        namespace,
         next_day,
     };
     std::fs::write(&saved_path, serde_json::to_vec_pretty(&saved)?).context("writing demo.json")?;
@@ -156,8 +184,86 @@ pub async fn run(cfg: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A flag set at the first SIGINT, SIGTERM or SIGHUP (or when `limit` has passed); a second signal
+/// exits at once (the broker, started with a parent-death signal, goes with this process).
+fn stop_on_signals(limit: Option<Duration>) -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let s = stop.clone();
+    tokio::spawn(async move {
+        let timer = async {
+            match limit {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+            _ = timer => {}
+        }
+        println!(
+            "Stopping: the crawl (between two regions), the processor (after a checkpoint), the sinks \
+             (after a commit) and the API, then the broker. A second Ctrl-C exits at once."
+        );
+        s.store(true, Ordering::Relaxed);
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        eprintln!(
+            "Second signal: exiting now (nothing committed since the last batch is lost: it is re-read next time)."
+        );
+        std::process::exit(130);
+    });
+    Ok(stop)
+}
+
+/// `<dir>/demo.pid`: one demo per folder. Removed when dropped.
+struct DirLock(PathBuf);
+
+impl DirLock {
+    fn take(dir: &Path) -> anyhow::Result<DirLock> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("demo.pid");
+        if let Ok(pid) = std::fs::read_to_string(&path)
+            && let Ok(pid) = pid.trim().parse::<u32>()
+            && pid != std::process::id()
+            && Path::new(&format!("/proc/{pid}")).exists()
+        {
+            bail!(
+                "another demo (pid {pid}) runs in {}: stop it, or pass another --dir",
+                dir.display()
+            );
+        }
+        std::fs::write(&path, std::process::id().to_string()).context("demo.pid")?;
+        Ok(DirLock(path))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Removes what a previous run left (only the demo's own files).
 fn clear(dir: &Path) -> anyhow::Result<()> {
+    // Only a folder a demo made (its sentinel), or one without the demo's folders in it.
+    let made_by_demo = dir.join(SENTINEL).exists();
+    for name in ["broker", "store"] {
+        if dir.join(name).exists() && !made_by_demo {
+            bail!(
+                "{} holds a `{name}` folder that no demo made (no {SENTINEL}): pick another --dir",
+                dir.display()
+            );
+        }
+    }
     for name in ["broker", "store"] {
         let p = dir.join(name);
         if p.exists() {
@@ -183,6 +289,8 @@ fn demo_config(cfg: &Config, dir: &Path, brokers: &str) -> Config {
     c.mysql.reader_user.clear();
     c.store.url = format!("file://{}", dir.join("store").display());
     c.store.endpoint.clear();
+    // Snapshots (what `roomstream query` reads) at least every minute, not every ten.
+    c.sink.snapshot_interval = c.sink.snapshot_interval.min(Duration::from_secs(60));
     c
 }
 
@@ -192,6 +300,7 @@ async fn run_with_broker(
     dir: &Path,
     brokers: &str,
     first_day: u32,
+    stop: Arc<AtomicBool>,
 ) -> anyhow::Result<u32> {
     let cfg = demo_config(cfg, dir, brokers);
     cfg.validate()?;
@@ -205,29 +314,6 @@ async fn run_with_broker(
             applied.unfixable
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let limit = args.duration;
-        tokio::spawn(async move {
-            match limit {
-                Some(d) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = tokio::time::sleep(d) => {}
-                    }
-                }
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-            println!(
-                "Stopping: the crawl between two regions, then the processor, the sinks, the API and the broker."
-            );
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
-
     // The crawl, on a thread of its own (the producer blocks).
     let next_day = Arc::new(AtomicU32::new(first_day));
     let live = Live {
@@ -301,6 +387,11 @@ async fn run_with_broker(
         listen = cfg.api.listen
     );
     println!(
+        "Analytics over its Parquet snapshots (every minute): ROOMSTREAM_KAFKA_NAMESPACE={} ROOMSTREAM_STORE_URL={} \
+         roomstream query --file queries/analytics/floor_distribution.sql",
+        cfg.kafka.namespace, cfg.store.url
+    );
+    println!(
         "Crawling {} flats: {} days at full speed, then one region every {} (Ctrl-C stops).",
         args.listings,
         args.days,
@@ -350,10 +441,14 @@ async fn run_with_broker(
                 Ok(Ok(events)) => println!(
                     "crawl: the simulated month is over ({events} events sent this run); the API keeps serving (Ctrl-C stops)"
                 ),
+                // A crawl that fails ends the demo (its data would go stale), saying why at once.
                 Ok(Err(e)) => {
+                    eprintln!("crawl failed: {e:#}");
+                    stop.store(true, Ordering::Relaxed);
                     failed.get_or_insert(e.context("crawl"));
                 }
                 Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
                     failed.get_or_insert(e.into());
                 }
             }
@@ -393,15 +488,21 @@ enum Broker {
 }
 
 impl Broker {
-    /// Starts Tansu with SQLite storage in `dir` (its memory engine misreports high watermarks) and
-    /// waits until it accepts connections.
-    async fn start(dir: &Path, port: u16) -> anyhow::Result<Broker> {
+    /// Fails if something listens on the port already (another demo?).
+    async fn check_port_free(port: u16) -> anyhow::Result<()> {
         let address = format!("127.0.0.1:{port}");
         if tokio::net::TcpStream::connect(&address).await.is_ok() {
             bail!(
                 "{address} is taken (another demo?): stop it, or pass --broker-port, or --brokers {address} to use it"
             );
         }
+        Ok(())
+    }
+
+    /// Starts Tansu with SQLite storage in `dir` (its memory engine misreports high watermarks) and
+    /// waits until it accepts connections (or `stop` is set).
+    async fn start(dir: &Path, port: u16, stop: &AtomicBool) -> anyhow::Result<Broker> {
+        let address = format!("127.0.0.1:{port}");
         let tansu = which_tansu().context(
             "Tansu not found: install it with `cargo install --locked tansu --version 0.6.0 --features dynostore,libsql` \
              (scripts/demo.sh does), or pass --brokers host:port",
@@ -409,15 +510,18 @@ impl Broker {
         std::fs::create_dir_all(dir).context("broker folder")?;
         let log = std::fs::File::create(dir.join("tansu.log")).context("broker log")?;
         let url = format!("tcp://{address}");
-        let child = tokio::process::Command::new(&tansu)
+        // Through a small shell that watches this process: whatever ends it (even SIGKILL), the
+        // broker goes too rather than outlive the demo and hold the port. (The crate has no unsafe
+        // code, so no prctl(PR_SET_PDEATHSIG).) SIGTERM to the shell stops the broker and waits.
+        let child = tokio::process::Command::new("sh")
             .args([
-                "broker",
-                "--listener-url",
+                "-c",
+                WATCHDOG,
+                "roomstream-demo-broker",
+                &tansu.display().to_string(),
                 &url,
-                "--advertised-listener-url",
-                &url,
+                &std::process::id().to_string(),
             ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(dir)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
@@ -425,7 +529,6 @@ impl Broker {
             // Its own process group: Ctrl-C in the terminal reaches this process only, which stops
             // the broker last, after the processor and the sinks are done with it.
             .process_group(0)
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", tansu.display()))?;
         let mut broker = Broker::Tansu {
@@ -449,9 +552,11 @@ impl Broker {
                     dir.join("tansu.log").display()
                 );
             }
-            if Instant::now() > deadline {
+            if Instant::now() > deadline || stop.load(Ordering::Relaxed) {
                 broker.stop().await;
-                bail!("Tansu did not accept connections on {address} within 30 s");
+                bail!(
+                    "Tansu did not accept connections on {address} within 30 s (or the demo was stopped)"
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -459,7 +564,7 @@ impl Broker {
 
     /// Waits until the broker answers a metadata request: 60 s for a fresh one, 10 minutes for one
     /// reopening a previous run's store (Tansu reads it first), saying so every 30 s.
-    async fn wait_for_metadata(&self, reopening: bool) -> anyhow::Result<()> {
+    async fn wait_for_metadata(&self, reopening: bool, stop: &AtomicBool) -> anyhow::Result<()> {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         let address = self.address().to_string();
         let patience = Duration::from_secs(if reopening { 600 } else { 60 });
@@ -480,6 +585,9 @@ impl Broker {
             .await?;
             match answered {
                 Ok(()) => return Ok(()),
+                Err(_) if stop.load(Ordering::Relaxed) => {
+                    bail!("stopped while waiting for the broker")
+                }
                 Err(e) if started.elapsed() > patience => bail!(
                     "the broker at {address} answered no metadata request within {}: {e}",
                     humantime::format_duration(patience)
@@ -505,24 +613,41 @@ impl Broker {
         }
     }
 
-    /// SIGTERM, then SIGKILL after 10 s.
+    /// SIGTERM (the watchdog shell stops the broker and waits for it), then SIGKILL to the whole
+    /// process group after 10 s (Tansu busy reopening a store ignores SIGTERM).
     async fn stop(&mut self) {
         let Broker::Tansu { child, .. } = self else {
             return;
         };
-        if let Some(pid) = child.id() {
+        let Some(pid) = child.id() else {
+            return;
+        };
+        let signal = |sig: &str, target: String| {
             let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
+                .args([sig, "--", &target])
                 .status();
-        }
+        };
+        signal("-TERM", pid.to_string());
         if tokio::time::timeout(Duration::from_secs(10), child.wait())
             .await
             .is_err()
         {
-            let _ = child.kill().await;
+            signal("-KILL", format!("-{pid}"));
+            let _ = child.wait().await;
         }
     }
 }
+
+/// Runs `$1 broker` on `$2` (SQLite storage in the working folder) until this process (`$3`) is
+/// gone, the broker exits, or the shell gets SIGTERM/SIGINT; then stops the broker and waits for it.
+const WATCHDOG: &str = r#"
+"$1" broker --listener-url "$2" --advertised-listener-url "$2" --storage-engine sqlite://tansu.db &
+broker=$!
+trap 'kill -TERM $broker 2>/dev/null; wait $broker; exit 0' TERM INT
+while kill -0 "$3" 2>/dev/null && kill -0 $broker 2>/dev/null; do sleep 1; done
+kill -TERM $broker 2>/dev/null
+wait $broker
+"#;
 
 /// `tansu` on the PATH or in `~/.cargo/bin`.
 fn which_tansu() -> Option<PathBuf> {
@@ -553,7 +678,7 @@ mod tests {
     }
 
     #[test]
-    fn clearing_removes_only_the_demos_files() {
+    fn clearing_removes_only_the_demos_files_and_only_in_a_demos_folder() {
         let dir =
             std::env::temp_dir().join(format!("roomstream-demo-clear-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("store/x")).expect("mkdir");
@@ -561,6 +686,10 @@ mod tests {
         std::fs::write(dir.join("roomstream.db"), b"x").expect("write");
         std::fs::write(dir.join("demo.json"), b"{}").expect("write");
         std::fs::write(dir.join("notes.txt"), b"mine").expect("write");
+        let err = clear(&dir).expect_err("no sentinel: not the demo's folder");
+        assert!(err.to_string().contains("no demo made"), "{err}");
+        assert!(dir.join("store/x").exists(), "nothing removed");
+        std::fs::write(dir.join(SENTINEL), b"").expect("write");
         clear(&dir).expect("clear");
         assert!(!dir.join("store").exists() && !dir.join("broker").exists());
         assert!(!dir.join("roomstream.db").exists() && !dir.join("demo.json").exists());

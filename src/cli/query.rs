@@ -23,7 +23,7 @@ use crate::config::Config;
 /// `roomstream query`.
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// One SQL statement over `listings`, `snapshot`, `changes` and `change_rows` (see README,
+    /// One SQL statement over `listings`, `snapshot`, `changes`, `change_rows` and `regions` (see README,
     /// "Analytics"); or give `--file`.
     #[arg(
         value_name = "SQL",

@@ -1,4 +1,4 @@
-//! Analytics over what the S3 sink wrote from a synthetic fortnight on the real broker and s3s-fs: the
+//! Analytics over what the S3 sink wrote from ten synthetic days on the real broker and s3s-fs: the
 //! feed goes in day by day with the processor after each day (so `listings.v1` carries each day's
 //! price changes and removals, as it does live), the S3 sink runs halfway and at the end (two
 //! snapshots); then every `queries/analytics/*.sql` answers with rows that agree with what the
@@ -101,7 +101,7 @@ async fn one(a: &Analytics, sql: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_analytics_query_answers_over_a_synthetic_fortnight() {
+async fn every_analytics_query_answers_over_ten_synthetic_days() {
     // Arrange: the feed day by day, the processor after each day, the S3 sink halfway and at the end.
     let env = spawn_env(&[]).await;
     let started = std::time::Instant::now();

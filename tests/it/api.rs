@@ -898,6 +898,16 @@ async fn sqlite_serves_what_mariadb_serves() {
     let lite = api::spawn_loopback(&cfg)
         .await
         .expect("the API serves SQLite");
+    // The API opens the SQLite file read-only: it cannot write.
+    let state = api::AppState::new(&cfg).expect("state");
+    let write = state
+        .pool()
+        .execute(&Sql::new("DELETE FROM sink_progress"))
+        .await;
+    assert!(
+        write.is_err(),
+        "the API must not write to SQLite: {write:?}"
+    );
     let first: Value = reqwest::get(format!("{}/api/v1/listings?limit=1", maria.base))
         .await
         .expect("get")

@@ -6,8 +6,10 @@
 //! variables each service sets are configuration keys `config/production.toml` accepts; every
 //! long-running service has a health check, and an HTTP one probes the port and path the profile serves;
 //! `depends_on` targets exist, can meet their condition and form no cycle; scaled services publish no
-//! host port; the profile's hosts, users, database and bucket are the compose file's. The second test
-//! breaks the file in many ways and expects each break to be named.
+//! host port; the profile's hosts, users, database and bucket are the compose file's; the API's MySQL
+//! user is created by the `mysql` service's init script under the profile's name, never by the MySQL
+//! sink (its account has no CREATE USER); the API waits for nothing on the Redshift staging side. The
+//! second test breaks the file in many ways and expects each break to be named.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -643,6 +645,111 @@ fn problems(compose: &str, env_example: &str, dockerfile: &str) -> Vec<String> {
             "no service creates the bucket {bucket:?} of store.url (`mc mb …/{bucket}`)"
         ));
     }
+
+    // 6. The API's MySQL user: created by the database's own init script (as root), under the name
+    //    the profile gives, so the sink's account needs no CREATE USER; no MySQL sink tries to create
+    //    it; the API reads as it.
+    let reader = get("mysql", "reader_user");
+    let mysql_host = url::Url::parse(&get("mysql", "url"))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    if let (Some(db), Some(raw_db)) = (services.get(&mysql_host), raw_services.get(&mysql_host)) {
+        let env = environment(db);
+        let created = env.get("ROOMSTREAM_MYSQL_READER_USER");
+        if created != Some(&reader) {
+            p.push(format!(
+                "{mysql_host} creates the read-only user {created:?} (ROOMSTREAM_MYSQL_READER_USER), but mysql.reader_user is {reader:?}"
+            ));
+        }
+        if !env.contains_key("ROOMSTREAM_MYSQL_READER_PASSWORD") {
+            p.push(format!(
+                "{mysql_host}: no ROOMSTREAM_MYSQL_READER_PASSWORD for the read-only user it creates"
+            ));
+        }
+        // Init scripts as mounted (before interpolation: the source is a path in this repository).
+        let scripts: Vec<String> = strings(&raw_db["volumes"])
+            .iter()
+            .filter_map(|v| {
+                let mut parts = v.split(':');
+                let (src, dst) = (parts.next()?, parts.next()?);
+                dst.starts_with("/docker-entrypoint-initdb.d/")
+                    .then(|| src.to_string())
+            })
+            .collect();
+        let mut creates_reader = false;
+        for src in &scripts {
+            let path = root().join(src.trim_start_matches("./"));
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                p.push(format!("{mysql_host} mounts {src}, which does not exist"));
+                continue;
+            };
+            creates_reader |= text.contains("ROOMSTREAM_MYSQL_READER_USER");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode());
+                if src.ends_with(".sh") && mode & 0o111 != 0 {
+                    p.push(format!(
+                        "{src} is executable: the image would run it, not source it with its functions"
+                    ));
+                }
+            }
+        }
+        if !creates_reader {
+            p.push(format!(
+                "{mysql_host}: no init script in /docker-entrypoint-initdb.d creates the read-only user (ROOMSTREAM_MYSQL_READER_USER)"
+            ));
+        }
+    }
+    for (name, cfg) in &configs {
+        let command = strings(&services[name]["command"]);
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        if command.starts_with(&["sink", "mysql"]) && !cfg.mysql.reader_user.is_empty() {
+            p.push(format!(
+                "{name}: mysql.reader_user is {:?}, so the sink would CREATE USER, which its account may not ({mysql_host} creates the user): set ROOMSTREAM_MYSQL_READER_USER: \"\"",
+                cfg.mysql.reader_user
+            ));
+        }
+        if command.first() == Some(&"serve") && cfg.mysql.reader_user.is_empty() {
+            p.push(format!(
+                "{name}: mysql.reader_user is empty: the API would read as the sink's user"
+            ));
+        }
+    }
+
+    // 7. The API waits for nothing on the Redshift staging side (its sink, PostgreSQL), directly or
+    //    not: a broken staging database must not keep production from serving.
+    let postgres_host = url::Url::parse(&get("postgres", "url"))
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let staging = |dep: &str| {
+        dep == postgres_host
+            || services.get(dep).is_some_and(|svc| {
+                is_roomstream(svc)
+                    && strings(&svc["command"]).starts_with(&["sink".into(), "redshift".into()])
+            })
+    };
+    for (name, svc) in services {
+        if !(is_roomstream(svc)
+            && strings(&svc["command"]).first().map(String::as_str) == Some("serve"))
+        {
+            continue;
+        }
+        let (mut seen, mut todo) = (BTreeSet::new(), depends_on(svc));
+        while let Some(dep) = todo.pop() {
+            if !seen.insert(dep.clone()) {
+                continue;
+            }
+            if staging(&dep) {
+                p.push(format!(
+                    "{name} waits for {dep} (Redshift staging): a broken staging database would keep the API from starting"
+                ));
+            }
+            todo.extend(services.get(&dep).map(depends_on).unwrap_or_default());
+        }
+    }
     p
 }
 
@@ -664,19 +771,21 @@ fn collect_toml_strings(v: &toml::Value, at: &str, out: &mut Vec<(String, String
     }
 }
 
+/// The services a service names in `depends_on` (list or map form).
+fn depends_on(svc: &Value) -> Vec<String> {
+    match &svc["depends_on"] {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Value::Object(m) => m.keys().cloned().collect(),
+        _ => vec![],
+    }
+}
+
 /// A `depends_on` cycle, if any.
 fn dependency_cycle(services: &Map<String, Value>) -> Option<Vec<String>> {
-    fn deps(svc: &Value) -> Vec<String> {
-        match &svc["depends_on"] {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            Value::Object(m) => m.keys().cloned().collect(),
-            _ => vec![],
-        }
-    }
     fn visit(
         name: &str,
         services: &Map<String, Value>,
@@ -692,7 +801,7 @@ fn dependency_cycle(services: &Map<String, Value>) -> Option<Vec<String>> {
             return None;
         }
         path.push(name.to_string());
-        for d in services.get(name).map(deps).unwrap_or_default() {
+        for d in services.get(name).map(depends_on).unwrap_or_default() {
             if let Some(c) = visit(&d, services, path, done) {
                 return Some(c);
             }
@@ -738,7 +847,7 @@ fn a_broken_compose_file_is_caught_naming_what_is_wrong() {
         read("Dockerfile"),
     );
     // (what, in which file, replace this, with that, a problem must contain)
-    let breaks: [(&str, &str, &str, &str, &str); 14] = [
+    let breaks: [(&str, &str, &str, &str, &str); 18] = [
         (
             "unknown subcommand",
             "compose",
@@ -763,9 +872,37 @@ fn a_broken_compose_file_is_caught_naming_what_is_wrong() {
         (
             "missing dependency",
             "compose",
-            "sink-redshift:\n        condition: service_healthy",
-            "sink-redshfit:\n        condition: service_healthy",
-            "depends on sink-redshfit, which does not exist",
+            "sink-mysql:\n        condition: service_healthy",
+            "sink-mysqll:\n        condition: service_healthy",
+            "depends on sink-mysqll, which does not exist",
+        ),
+        (
+            "API waiting for the staging sink",
+            "compose",
+            "      sink-mysql:\n        condition: service_healthy\n",
+            "      sink-mysql:\n        condition: service_healthy\n      sink-redshift:\n        condition: service_healthy\n",
+            "api waits for sink-redshift (Redshift staging)",
+        ),
+        (
+            "MySQL sink creating the read-only user",
+            "compose",
+            "      ROOMSTREAM_MYSQL_READER_USER: \"\"\n",
+            "",
+            "sink-mysql: mysql.reader_user is \"roomstream_api\", so the sink would CREATE USER",
+        ),
+        (
+            "read-only user other than the profile's",
+            "compose",
+            "ROOMSTREAM_MYSQL_READER_USER: roomstream_api",
+            "ROOMSTREAM_MYSQL_READER_USER: roomstream_reader",
+            "mysql creates the read-only user Some(\"roomstream_reader\")",
+        ),
+        (
+            "no init script creating the read-only user",
+            "compose",
+            "      - ./deploy/mysql/01-reader-user.sh:/docker-entrypoint-initdb.d/01-reader-user.sh:ro\n",
+            "",
+            "mysql: no init script in /docker-entrypoint-initdb.d creates the read-only user",
         ),
         (
             "healthy wait on a service without a health check",

@@ -15,10 +15,32 @@
 //! `region=` and `date=` are Hive-style partition folders: Spectrum, Athena and DataFusion read each
 //! tree as an external table. Dates are KST days of the record's timestamp (set by its producer, so a
 //! replay sees the same). Offsets in `_sink/` names are zero-padded to 20 digits so that listings sort.
+//!
+//! **This module and [`crate::sink::table`] are the sink's published format**: readers of the store
+//! (`roomstream query`/`report` in [`crate::analytics`], an external table in Spectrum or Athena) may
+//! depend on them — the names above, the [`Manifest`], the columns — and on nothing else of the sink.
+
+use std::collections::BTreeMap;
 
 use object_store::path::Path;
+use serde::{Deserialize, Serialize};
 
 use crate::topics::TopicKind;
+
+/// A snapshot's manifest (`snapshots/epoch=<n>/_manifest.json`, written last).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Epoch number (1, 2, …).
+    pub epoch: u64,
+    /// Next offset of each `listings.v1` partition the snapshot reflects.
+    pub positions: BTreeMap<i32, i64>,
+    /// Region → file path and rows (deleted listings included, `live = false`).
+    pub files: BTreeMap<String, (String, u64)>,
+    /// Live listings in all.
+    pub rows: u64,
+    /// When it was written (RFC 3339, UTC): informative.
+    pub written_at: String,
+}
 
 /// The sink's root: `<store prefix>/<namespace>`.
 pub fn root(prefix: &Path, namespace: &str) -> Path {

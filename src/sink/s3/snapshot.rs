@@ -12,27 +12,13 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use serde::{Deserialize, Serialize};
 
 use super::{Commit, layout, parquet};
 use crate::sink::SinkError;
 use crate::sink::table::{self, COLUMNS, Value};
 use crate::topics::TopicKind;
 
-/// A snapshot's manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Epoch number (1, 2, …).
-    pub epoch: u64,
-    /// Next offset of each `listings.v1` partition the snapshot reflects.
-    pub positions: BTreeMap<i32, i64>,
-    /// Region → file path and rows (deleted listings included, `live = false`).
-    pub files: BTreeMap<String, (String, u64)>,
-    /// Live listings in all.
-    pub rows: u64,
-    /// When it was written (RFC 3339, UTC): informative.
-    pub written_at: String,
-}
+pub use super::layout::Manifest;
 
 /// The newest snapshot with a manifest.
 pub async fn latest(
