@@ -274,34 +274,36 @@ impl Sql {
     }
 
     fn mysql(&self) -> Result<MySqlArguments, sqlx::Error> {
-        let mut a = MySqlArguments::default();
-        for v in &self.args {
-            match v {
-                Value::Null => a.add(None::<i64>),
-                Value::Bool(b) => a.add(*b),
-                Value::Int(i) => a.add(*i),
-                Value::Float(f) => a.add(*f),
-                Value::Text(s) => a.add(s.clone()),
-            }
-            .map_err(sqlx::Error::Encode)?;
-        }
-        Ok(a)
+        arguments(&self.args)
     }
 
     fn sqlite(&self) -> Result<SqliteArguments, sqlx::Error> {
-        let mut a = SqliteArguments::default();
-        for v in &self.args {
-            match v {
-                Value::Null => a.add(None::<i64>),
-                Value::Bool(b) => a.add(*b),
-                Value::Int(i) => a.add(*i),
-                Value::Float(f) => a.add(*f),
-                Value::Text(s) => a.add(s.clone()),
-            }
-            .map_err(sqlx::Error::Encode)?;
-        }
-        Ok(a)
+        arguments(&self.args)
     }
+}
+
+/// The values as one engine's arguments.
+fn arguments<A>(values: &[Value]) -> Result<A, sqlx::Error>
+where
+    A: Arguments,
+    for<'q> Option<i64>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    for<'q> bool: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    for<'q> i64: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    for<'q> f64: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    for<'q> String: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+{
+    let mut a = A::default();
+    for v in values {
+        match v {
+            Value::Null => a.add(None::<i64>),
+            Value::Bool(b) => a.add(*b),
+            Value::Int(i) => a.add(*i),
+            Value::Float(f) => a.add(*f),
+            Value::Text(s) => a.add(s.clone()),
+        }
+        .map_err(sqlx::Error::Encode)?;
+    }
+    Ok(a)
 }
 
 /// One row of [`Sql::push_values`].

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -29,7 +29,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::AnalyticsError;
 use crate::sink::s3::layout;
 use crate::sink::s3::layout::Manifest;
-use crate::sink::table::{self, Ty};
+use crate::sink::table;
 use crate::topics::TopicKind;
 
 /// Rows per Arrow batch read from a file.
@@ -40,35 +40,12 @@ const FETCH_AHEAD: usize = 8;
 /// The Arrow schema of the listing table ([`table::COLUMNS`]): every column nullable, as the sink
 /// writes them (a deletion has NULL in all but its key, version and region).
 pub fn listing_schema() -> SchemaRef {
-    Arc::new(Schema::new(
-        table::COLUMNS
-            .iter()
-            .map(|(name, ty, _)| {
-                let t = match ty {
-                    Ty::Text => DataType::Utf8,
-                    Ty::Int => DataType::Int64,
-                    Ty::Float => DataType::Float64,
-                    Ty::Bool => DataType::Boolean,
-                    Ty::Bytes => DataType::Binary,
-                };
-                Field::new(*name, t, true)
-            })
-            .collect::<Vec<_>>(),
-    ))
+    table::arrow_schema(table::COLUMNS)
 }
 
 /// The epochs under `snapshots/`, ascending, whether complete or not.
 pub async fn epochs(store: &Arc<dyn ObjectStore>, root: &Path) -> Result<Vec<u64>, AnalyticsError> {
-    let listed = store
-        .list_with_delimiter(Some(&layout::snapshots(root)))
-        .await?;
-    let mut epochs: Vec<u64> = listed
-        .common_prefixes
-        .iter()
-        .filter_map(|p| p.filename()?.strip_prefix("epoch=")?.parse().ok())
-        .collect();
-    epochs.sort_unstable();
-    Ok(epochs)
+    Ok(layout::snapshot_epochs(store, root).await?)
 }
 
 /// Reads epoch `n`'s manifest; `None` when it has none (never written, or died before its manifest).
@@ -274,6 +251,7 @@ impl PartitionStream for ParquetFiles {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Array, Int32Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
 

@@ -5,7 +5,31 @@
 //! A row is a version of a listing: `live = false` for a deletion, whose other columns are NULL but
 //! for the key, the version and (when known) the region.
 
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
 use super::change::{self, Change};
+
+/// The Arrow schema of a column list (of the Parquet files; every column nullable, as the sink writes
+/// them: a deletion has NULL in all but its key, version and region).
+pub fn arrow_schema(columns: &[(&str, Ty, bool)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, ty, _)| {
+                let t = match ty {
+                    Ty::Text => DataType::Utf8,
+                    Ty::Int => DataType::Int64,
+                    Ty::Float => DataType::Float64,
+                    Ty::Bool => DataType::Boolean,
+                    Ty::Bytes => DataType::Binary,
+                };
+                Field::new(*name, t, true)
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
 
 /// A column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

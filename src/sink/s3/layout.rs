@@ -42,6 +42,21 @@ pub struct Manifest {
     pub written_at: String,
 }
 
+/// The epochs under `snapshots/`, ascending, whether complete (with a manifest) or not.
+pub async fn snapshot_epochs(
+    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    root: &Path,
+) -> Result<Vec<u64>, object_store::Error> {
+    let listed = store.list_with_delimiter(Some(&snapshots(root))).await?;
+    let mut epochs: Vec<u64> = listed
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename()?.strip_prefix("epoch=")?.parse().ok())
+        .collect();
+    epochs.sort_unstable();
+    Ok(epochs)
+}
+
 /// The sink's root: `<store prefix>/<namespace>`.
 pub fn root(prefix: &Path, namespace: &str) -> Path {
     prefix.clone().join(namespace)

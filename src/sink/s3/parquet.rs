@@ -8,33 +8,13 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder, Float64Array,
     Float64Builder, Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::sink::SinkError;
-use crate::sink::table::{Ty, Value};
-
-/// The Arrow schema of a column list.
-pub fn schema(columns: &[(&str, Ty, bool)]) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(name, ty, _)| {
-                let t = match ty {
-                    Ty::Text => DataType::Utf8,
-                    Ty::Int => DataType::Int64,
-                    Ty::Float => DataType::Float64,
-                    Ty::Bool => DataType::Boolean,
-                    Ty::Bytes => DataType::Binary,
-                };
-                Field::new(*name, t, true)
-            })
-            .collect::<Vec<_>>(),
-    ))
-}
+use crate::sink::table::{Ty, Value, arrow_schema as schema};
 
 fn wrong(name: &str, v: &Value) -> SinkError {
     SinkError::Other(format!("column {name}: value {v:?} of the wrong type"))

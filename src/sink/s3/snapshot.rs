@@ -25,15 +25,7 @@ pub async fn latest(
     store: &Arc<dyn ObjectStore>,
     root: &Path,
 ) -> Result<Option<Manifest>, SinkError> {
-    let listed = store
-        .list_with_delimiter(Some(&layout::snapshots(root)))
-        .await?;
-    let mut epochs: Vec<u64> = listed
-        .common_prefixes
-        .iter()
-        .filter_map(|p| p.filename()?.strip_prefix("epoch=")?.parse().ok())
-        .collect();
-    epochs.sort_unstable();
+    let epochs = layout::snapshot_epochs(store, root).await?;
     for e in epochs.into_iter().rev() {
         match store.get(&layout::manifest(root, e)).await {
             Ok(r) => {
