@@ -254,12 +254,13 @@ impl Drop for DirLock {
 
 /// Removes what a previous run left (only the demo's own files).
 fn clear(dir: &Path) -> anyhow::Result<()> {
-    // Only a folder a demo made (its sentinel), or one without the demo's folders in it.
-    let made_by_demo = dir.join(SENTINEL).exists();
+    // Only a folder a demo made (its sentinel, or the `demo.json` a run leaves), or one without the
+    // demo's folders in it.
+    let made_by_demo = dir.join(SENTINEL).exists() || dir.join("demo.json").exists();
     for name in ["broker", "store"] {
         if dir.join(name).exists() && !made_by_demo {
             bail!(
-                "{} holds a `{name}` folder that no demo made (no {SENTINEL}): pick another --dir",
+                "{} holds a `{name}` folder that no demo made (no {SENTINEL} or demo.json): pick another --dir",
                 dir.display()
             );
         }
@@ -684,11 +685,17 @@ mod tests {
         std::fs::create_dir_all(dir.join("store/x")).expect("mkdir");
         std::fs::create_dir_all(dir.join("broker")).expect("mkdir");
         std::fs::write(dir.join("roomstream.db"), b"x").expect("write");
-        std::fs::write(dir.join("demo.json"), b"{}").expect("write");
         std::fs::write(dir.join("notes.txt"), b"mine").expect("write");
-        let err = clear(&dir).expect_err("no sentinel: not the demo's folder");
+        let err = clear(&dir).expect_err("no sentinel, no demo.json: not the demo's folder");
         assert!(err.to_string().contains("no demo made"), "{err}");
         assert!(dir.join("store/x").exists(), "nothing removed");
+        // A run's demo.json (an older demo's folder) or the sentinel mark it as the demo's.
+        std::fs::write(dir.join("demo.json"), b"{}").expect("write");
+        clear(&dir).expect("clear");
+        assert!(!dir.join("store").exists(), "cleared");
+        std::fs::create_dir_all(dir.join("store/x")).expect("mkdir");
+        std::fs::create_dir_all(dir.join("broker")).expect("mkdir");
+        std::fs::write(dir.join("demo.json"), b"{}").expect("write");
         std::fs::write(dir.join(SENTINEL), b"").expect("write");
         clear(&dir).expect("clear");
         assert!(!dir.join("store").exists() && !dir.join("broker").exists());
