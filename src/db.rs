@@ -89,6 +89,14 @@ impl Backend {
         }
     }
 
+    /// The type a `CAST(… AS …)` to a 64-bit integer names.
+    pub fn integer_type(self) -> &'static str {
+        match self {
+            Backend::Mysql => "SIGNED",
+            Backend::Sqlite => "INTEGER",
+        }
+    }
+
     /// The current UTC time, as the engine stores it in a `committed_at` column.
     pub fn now(self) -> &'static str {
         match self {
@@ -366,22 +374,24 @@ macro_rules! on {
     };
 }
 
+/// `execute`, `fetch_all` and `fetch_optional` for a [`Pool`] (`&self`, the pool is the executor) or
+/// a [`Tx`] (`&mut self`, its connection `&mut **tx` is).
 macro_rules! executor_methods {
-    ($($deref:tt)*) => {
+    (($($recv:tt)*), ($($deref:tt)*)) => {
         /// Runs a statement; returns the rows it affected.
-        pub async fn execute(&mut self, q: &Sql) -> Result<u64, sqlx::Error> {
+        pub async fn execute($($recv)* self, q: &Sql) -> Result<u64, sqlx::Error> {
             Ok(on!(self, q, |e, a| sqlx::query_with(AssertSqlSafe(q.sql().to_string()), a)
                 .execute($($deref)* e).await?.rows_affected()))
         }
 
         /// Every row, decoded.
-        pub async fn fetch_all<T: FromRows>(&mut self, q: &Sql) -> Result<Vec<T>, sqlx::Error> {
+        pub async fn fetch_all<T: FromRows>($($recv)* self, q: &Sql) -> Result<Vec<T>, sqlx::Error> {
             on!(self, q, |e, a| sqlx::query_as_with(AssertSqlSafe(q.sql().to_string()), a)
                 .fetch_all($($deref)* e).await)
         }
 
         /// The first row, if any, decoded.
-        pub async fn fetch_optional<T: FromRows>(&mut self, q: &Sql) -> Result<Option<T>, sqlx::Error> {
+        pub async fn fetch_optional<T: FromRows>($($recv)* self, q: &Sql) -> Result<Option<T>, sqlx::Error> {
             on!(self, q, |e, a| sqlx::query_as_with(AssertSqlSafe(q.sql().to_string()), a)
                 .fetch_optional($($deref)* e).await)
         }
@@ -406,35 +416,23 @@ impl Pool {
         })
     }
 
-    /// Runs a statement; returns the rows it affected.
-    pub async fn execute(&self, q: &Sql) -> Result<u64, sqlx::Error> {
-        Ok(on!(self, q, |p, a| sqlx::query_with(
-            AssertSqlSafe(q.sql().to_string()),
-            a
-        )
-        .execute(p)
-        .await?
-        .rows_affected()))
-    }
+    executor_methods!((&), ());
 
-    /// Every row, decoded.
-    pub async fn fetch_all<T: FromRows>(&self, q: &Sql) -> Result<Vec<T>, sqlx::Error> {
-        on!(self, q, |p, a| sqlx::query_as_with(
-            AssertSqlSafe(q.sql().to_string()),
-            a
+    /// A small pool on `url` (MySQL, or the SQLite file, read-only or not) for a one-off reader
+    /// such as `roomstream status`.
+    pub async fn connect(url: &str, read_only: bool, max: u32) -> Result<Pool, sqlx::Error> {
+        Ok(
+            match Backend::of(url).map_err(|e| sqlx::Error::Configuration(e.into()))? {
+                Backend::Mysql => Pool::Mysql(
+                    sqlx::mysql::MySqlPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(Duration::from_secs(5))
+                        .connect(url)
+                        .await?,
+                ),
+                Backend::Sqlite => Pool::Sqlite(sqlite_pool(url, read_only, max).await?),
+            },
         )
-        .fetch_all(p)
-        .await)
-    }
-
-    /// The first row, if any, decoded.
-    pub async fn fetch_optional<T: FromRows>(&self, q: &Sql) -> Result<Option<T>, sqlx::Error> {
-        on!(self, q, |p, a| sqlx::query_as_with(
-            AssertSqlSafe(q.sql().to_string()),
-            a
-        )
-        .fetch_optional(p)
-        .await)
     }
 
     /// Connections open now, and idle among them (for `/metrics`).
@@ -455,7 +453,7 @@ impl Pool {
 }
 
 impl Tx {
-    executor_methods!(&mut **);
+    executor_methods!((&mut), (&mut **));
 
     /// Commits.
     pub async fn commit(self) -> Result<(), sqlx::Error> {

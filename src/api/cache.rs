@@ -58,11 +58,8 @@ impl ResponseCache {
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            // MySQL sums BIGINTs as DECIMAL: cast back (SIGNED there; INTEGER in SQLite).
-            let int = match pool.backend() {
-                crate::db::Backend::Mysql => "SIGNED",
-                crate::db::Backend::Sqlite => "INTEGER",
-            };
+            // MySQL sums BIGINTs as DECIMAL: cast back.
+            let int = pool.backend().integer_type();
             let read = pool
                 .fetch_optional::<(Option<i64>,)>(&Sql::new(format!(
                     "SELECT CAST(SUM(next_offset) AS {int}) FROM sink_progress WHERE sink = 'mysql'"

@@ -419,7 +419,7 @@ async fn run_with_broker(
             _ = tokio::time::sleep(Duration::from_secs(15)) => {
                 if db.is_none() {
                     // Read-only, once the sink has created the file.
-                    db = crate::db::sqlite_pool(&cfg.mysql.url, true, 1).await.ok().map(Pool::Sqlite);
+                    db = Pool::connect(&cfg.mysql.url, true, 1).await.ok();
                 }
                 let served = match &db {
                     Some(p) => count(p).await,

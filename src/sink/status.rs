@@ -84,23 +84,11 @@ async fn read(cfg: &Config, kind: SinkKind) -> Result<Positions, SinkError> {
     let mut out: Positions = BTreeMap::new();
     match kind {
         SinkKind::Mysql => {
-            use crate::db::{Backend, Pool, Sql};
-            let backend = Backend::of(&cfg.mysql.url).map_err(SinkError::Other)?;
-            let pool = match backend {
-                Backend::Mysql => Pool::Mysql(
-                    sqlx::mysql::MySqlPoolOptions::new()
-                        .max_connections(1)
-                        .acquire_timeout(Duration::from_secs(5))
-                        .connect(&cfg.mysql.url)
-                        .await?,
-                ),
-                Backend::Sqlite => {
-                    Pool::Sqlite(crate::db::sqlite_pool(&cfg.mysql.url, true, 1).await?)
-                }
-            };
+            use crate::db::{Pool, Sql};
+            let pool = Pool::connect(&cfg.mysql.url, true, 1).await?;
             let mut q = Sql::new(format!(
                 "SELECT partition_id, next_offset, {} FROM sink_progress WHERE sink = 'mysql' AND topic = ",
-                backend.committed_at_text()
+                pool.backend().committed_at_text()
             ));
             q.push_bind(&listings);
             let rows = pool.fetch_all(&q).await;

@@ -875,11 +875,9 @@ async fn sqlite_serves_what_mariadb_serves() {
     assert!(out.status.success(), "the MySQL sink writes SQLite");
 
     // The same rows: the sinks' checksum over (id, version, value hash).
-    let sqlite = roomstream::db::Pool::Sqlite(
-        roomstream::db::sqlite_pool(&sqlite_url, true, 1)
-            .await
-            .expect("sqlite"),
-    );
+    let sqlite = roomstream::db::Pool::connect(&sqlite_url, true, 1)
+        .await
+        .expect("sqlite");
     let maria_pool = roomstream::db::Pool::Mysql(maria.root().await);
     let mut a = roomstream::sink::mysql::contents(&maria_pool)
         .await

@@ -98,14 +98,7 @@ async fn a_scheduled_crawl_retries_an_incomplete_run_and_stops_cleanly_on_sigter
         .max_by_key(|(t, n)| (**n, std::cmp::Reverse(**t)))
         .map(|(t, _)| t.to_string())
         .expect("the server holds items");
-    let env = spawn_env(&[
-        ("zigbang", "base_url", &sites.base_url()),
-        ("zigbang", "min_interval", "0s"),
-        ("crawl", "backoff", "10ms"),
-        ("crawl", "request_timeout", "2s"),
-        ("crawl", "max_attempts", "4"),
-    ])
-    .await;
+    let env = sites.zigbang_env().await;
     let kinds = env.cfg.zigbang.kinds.len();
     sites.fault(&format!("geohash={bad}"), FaultKind::Malformed, kinds);
 

@@ -11,7 +11,7 @@ use roomstream::region;
 use roomstream::topics::TopicKind;
 
 use crate::support::sites::{FaultKind, Sites};
-use crate::support::{TestEnv, assert_all_valid, real_fixtures, spawn_env};
+use crate::support::{TestEnv, assert_all_valid, real_fixtures};
 
 /// Tiles by how many items the server holds in them, busiest first.
 fn busiest_tiles(ids: &BTreeMap<String, BTreeMap<String, Vec<String>>>) -> Vec<String> {
@@ -68,14 +68,7 @@ async fn setup() -> Option<Setup> {
                 .flat_map(|(_, l)| l.iter().cloned())
         })
         .collect();
-    let env = spawn_env(&[
-        ("zigbang", "base_url", &sites.base_url()),
-        ("zigbang", "min_interval", "0s"),
-        ("crawl", "backoff", "10ms"),
-        ("crawl", "request_timeout", "2s"),
-        ("crawl", "max_attempts", "4"),
-    ])
-    .await;
+    let env = sites.zigbang_env().await;
     Some(Setup {
         env,
         sites,

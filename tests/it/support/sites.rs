@@ -76,6 +76,19 @@ pub struct Sites {
 }
 
 impl Sites {
+    /// A test environment whose Zigbang crawler talks to these sites, quickly: no politeness wait,
+    /// a 2 s request timeout, 4 attempts 10 ms apart.
+    pub async fn zigbang_env(&self) -> super::TestEnv {
+        super::spawn_env(&[
+            ("zigbang", "base_url", &self.base_url()),
+            ("zigbang", "min_interval", "0s"),
+            ("crawl", "backoff", "10ms"),
+            ("crawl", "request_timeout", "2s"),
+            ("crawl", "max_attempts", "4"),
+        ])
+        .await
+    }
+
     /// Starts the server on an ephemeral loopback port.
     pub async fn start() -> Sites {
         let inner = Arc::new(Mutex::new(Inner {
