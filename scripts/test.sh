@@ -13,10 +13,11 @@ scripts/services.sh up test
 
 # The browser test drives Debian's Chromium with playwright-core (pinned in tests/browser/package-lock.json).
 # Nanum fonts, so that the screenshots it saves show Korean text rather than empty boxes.
-if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi nanum; then
-  echo "[test] installing Debian's chromium and Korean fonts for the browser test"
+# wrk: the load generator of `roomstream bench api` (its smoke run is a test).
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi nanum || ! command -v wrk >/dev/null; then
+  echo "[test] installing Debian's chromium, Korean fonts and wrk for the browser and benchmark tests"
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-nanum >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-nanum wrk >/dev/null
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

