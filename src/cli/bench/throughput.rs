@@ -199,7 +199,9 @@ fn plain_consume(cfg: &Config) -> anyhow::Result<Duration> {
                 std::hint::black_box(m.payload());
             }
             Some(Err(e)) => return Err(e.into()),
-            None => bail!("the plain consumer received nothing for 60 s with {remaining} records left"),
+            None => {
+                bail!("the plain consumer received nothing for 60 s with {remaining} records left")
+            }
         }
     }
     Ok(started.elapsed())
