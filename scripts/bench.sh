@@ -2,7 +2,7 @@
 # Runs roomstream's benchmarks (`roomstream bench`, every scenario unless named) in the release profile
 # against the broker, the S3 server, PostgreSQL and MariaDB on loopback, which it starts if they are down
 # (scripts/services.sh) and stops afterwards. Reports: target/bench/<scenario>.json, summary.md.
-#   scripts/bench.sh                 # every scenario at quick sizes (about 10 minutes on 2 cores)
+#   scripts/bench.sh                 # every scenario at quick sizes (sized for about 10 minutes on 2 cores; not yet timed as one run)
 #   scripts/bench.sh --full          # the target sizes (10M events replayed, 1M listings rescored…)
 #   scripts/bench.sh replay api      # some scenarios
 set -euo pipefail

@@ -12,7 +12,7 @@
 //! | [`api`] | search and detail latency and throughput under `wrk` in a second process | `/healthz` on the same server |
 //! | [`sinks`] | MySQL and PostgreSQL sink rows/s by batch size | a plain multi-row INSERT of the same values |
 //!
-//! Without `--full` every scenario runs at a size that fits in about ten minutes on 2 cores; `--full`
+//! Without `--full` every scenario runs at a size meant to fit in about ten minutes on 2 cores; `--full`
 //! runs the sizes the targets are stated for. Each scenario prints its table and writes
 //! `<out>/<scenario>.json`; the run ends with `<out>/summary.md` (the README's table) and
 //! `summary.json`. Build with `--release` (`scripts/bench.sh` does): a debug build says so in every table.
@@ -94,7 +94,7 @@ impl Scenario {
 pub enum Size {
     /// Checks the harness only (seconds; figures meaningless).
     Smoke,
-    /// About ten minutes for every scenario on 2 cores.
+    /// Meant to take about ten minutes for every scenario on 2 cores.
     Quick,
     /// The sizes the targets are stated for.
     Full,
