@@ -17,6 +17,7 @@
 //! inputs arrived in, replays, restarts and instance counts end in the same scores (DESIGN invariant 1).
 //! Group aggregates ([`groups`]) are kept exact for the API and analytics; no score depends on them.
 
+pub mod drift;
 pub mod eval;
 pub mod features;
 pub mod groups;
