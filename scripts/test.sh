@@ -19,6 +19,11 @@ if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi nanum || ! com
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-nanum wrk >/dev/null
 fi
+# schemathesis (PyPI): the API's property-based test against its own /openapi.json.
+if ! command -v schemathesis >/dev/null; then
+  echo "[test] installing schemathesis from PyPI"
+  python3 -m pip install -q --disable-pip-version-check "schemathesis>=4,<5" 2>&1 | grep -v "as the 'root' user" || true
+fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
@@ -35,6 +40,6 @@ status=${PIPESTATUS[0]}
 set -e
 echo
 echo "== roomstream test summary =="
-grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|real fixtures:|events/s" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
+grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|real fixtures:|events/s|^faults:|^outage:|no panic$|scanned .* text files" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
 echo "exit status: $status; wall time: $(( $(date +%s) - start )) s"
 exit "$status"

@@ -567,3 +567,28 @@ mod tests {
         assert!((8_000.0..10_000.0).contains(&d));
     }
 }
+
+/// Whether a database error may pass on its own — the connection (refused, reset, timed out, the
+/// server shutting down or gone away), a deadlock or a serialization failure — rather than a
+/// statement or schema that will fail again.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            d.code().is_some_and(|c| {
+                // SQLSTATE class 08 (connection), 40001/40P01 (serialization, deadlock), 57P0x
+                // (PostgreSQL shutting down), 70100 (MariaDB: query interrupted), HY000 with MySQL's
+                // lock wait timeout (1205) and shutdown (1053) numbers aside.
+                c.starts_with("08")
+                    || ["40001", "40P01", "57P01", "57P02", "57P03", "70100"].contains(&c.as_ref())
+            }) || d.message().contains("shutdown in progress")
+                || d.message().contains("Lock wait timeout")
+        }
+        _ => false,
+    }
+}

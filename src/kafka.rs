@@ -85,6 +85,57 @@ pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
+/// A consumer's settings: [`client_config`] with bounded prefetching — at most
+/// `kafka.consumer_buffer_kib` fetched and not yet consumed (librdkafka lowers `fetch.max.bytes` to
+/// it), and no more than 10,000 messages queued per partition — so a flood on the topics costs the
+/// consumer time, never memory. Manual commits; a new group starts at the earliest offset.
+pub fn consumer_config(cfg: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut c = client_config(cfg);
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "100")
+        .set(
+            "queued.max.messages.kbytes",
+            cfg.consumer_buffer_kib.to_string(),
+        )
+        .set("queued.min.messages", "10000");
+    c
+}
+
+/// Watches the broker from a thread of its own for as long as `health` lives: every second, a metadata
+/// request for `topic` (2 s timeout); a failure marks the `broker` dependency of `health` down with
+/// the error, an answer marks it up. Readiness then follows the broker even while the run itself is
+/// blocked — a producer flush waits up to `kafka.message_timeout` for an absent broker.
+pub fn watch_broker(
+    cfg: &KafkaConfig,
+    topic: &str,
+    health: &std::sync::Arc<crate::health::Health>,
+) -> Result<(), KafkaError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let probe: BaseConsumer = client_config(cfg).create()?;
+    let (topic, health) = (topic.to_string(), std::sync::Arc::downgrade(health));
+    let spawned = std::thread::Builder::new()
+        .name("broker-watch".into())
+        .spawn(move || {
+            while let Some(h) = health.upgrade() {
+                let down = probe
+                    .fetch_metadata(Some(&topic), Duration::from_secs(2))
+                    .err()
+                    .map(|e| format!("broker unreachable: {e}"));
+                h.set_dependency("broker", down);
+                drop(h);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the broker watch: {e}");
+    }
+    Ok(())
+}
+
 /// Counts delivery reports from librdkafka's callback thread.
 #[derive(Default)]
 struct DeliveryCounter {

@@ -24,6 +24,8 @@ pub mod cli;
 pub mod config;
 pub mod crawl;
 pub mod db;
+pub mod fuzz;
+pub mod health;
 pub mod kafka;
 pub mod process;
 pub mod rank;

@@ -19,6 +19,22 @@ pub struct StoreError {
     pub reason: String,
 }
 
+/// A request is retried for at most ~5 s (3 retries, 100 ms doubling to 2 s) — enough for a blip —
+/// instead of object_store's default 10 retries over up to 3 minutes: a longer outage fails the
+/// request soon, so that the processor or the sink reports it (`/readyz`) and retries the run with
+/// its own backoff (`[retry]`, [`crate::health`]).
+fn quick_retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(100),
+            max_backoff: std::time::Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(5),
+    }
+}
+
 /// Opens the object store named by `[store]` and returns it with the prefix inside it.
 pub fn open(cfg: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath), StoreError> {
     let bad = |reason: String| StoreError {
@@ -30,6 +46,7 @@ pub fn open(cfg: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, ObjectPath), Sto
         "s3" => {
             let bucket = url.host_str().ok_or_else(|| bad("no bucket".into()))?;
             let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_retry(quick_retries())
                 .with_bucket_name(bucket)
                 .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()));
             if !cfg.endpoint.is_empty() {

@@ -47,7 +47,8 @@ pub struct SinkView {
     pub sink: String,
     /// Topic suffix, e.g. `listings.v1`.
     pub topic: String,
-    /// The epoch: next offset made durable, per partition.
+    /// The epoch: next offset made durable, per partition (JSON object keys are strings: `"0"`…).
+    #[schema(value_type = std::collections::BTreeMap<String, i64>)]
     pub positions: std::collections::BTreeMap<i32, i64>,
     /// Records between the epoch and the topic's end.
     pub lag: i64,

@@ -56,6 +56,14 @@ impl Params {
             if v.chars().any(char::is_control) {
                 return Err(ApiError::invalid(key, "contains control characters"));
             }
+            // `?rent_max=` is neither a number nor absent: say so rather than guess (the page never
+            // sends empty values; a client that means "no filter" leaves the parameter out).
+            if v.trim().is_empty() {
+                return Err(ApiError::invalid(
+                    key,
+                    "empty value; leave the parameter out for no filter",
+                ));
+            }
             pairs.push((key, v.into_owned()));
         }
         for key in known {
@@ -69,7 +77,7 @@ impl Params {
         Ok(Params { pairs })
     }
 
-    /// The value of a key given at most once (empty counts as absent).
+    /// The value of a key given at most once (values are never empty: [`Params::parse`] refuses them).
     pub fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
         let mut values = self
             .pairs

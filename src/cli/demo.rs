@@ -360,10 +360,16 @@ async fn run_with_broker(
             replay: false,
         };
         tasks.spawn(async move {
-            super::sink::run_one(&cfg, kind, opts, stop)
-                .await
-                .map(|_| ())
-                .with_context(|| format!("sink {}", kind.name()))
+            super::sink::run_one(
+                &cfg,
+                kind,
+                opts,
+                stop,
+                Arc::new(crate::health::Health::new(kind.component())),
+            )
+            .await
+            .map(|_| ())
+            .with_context(|| format!("sink {}", kind.name()))
         });
     }
     {

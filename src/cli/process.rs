@@ -15,6 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::kafka::{EventSink, KafkaSink, client_config};
 use crate::process::checkpoint::CheckpointStore;
 use crate::process::engine::{Engine, EngineConfig};
@@ -154,32 +155,61 @@ pub async fn run_until(
 ) -> anyhow::Result<ExitCode> {
     super::require_topics(cfg).await?;
     let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::new("process"));
     if !cfg.process.metrics_listen.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&cfg.process.metrics_listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (process.metrics_listen)",
-                    cfg.process.metrics_listen
-                )
-            })?;
         let m = metrics.clone();
-        let app = axum::Router::new().route(
+        let extra = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || async move { m.render() }),
         );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let key = "process.metrics_listen";
+        crate::health::serve(&cfg.process.metrics_listen, key, health.clone(), extra).await?;
+        let observed = TopicKind::Observed.name(&cfg.kafka.namespace);
+        crate::kafka::watch_broker(&cfg.kafka, &observed, &health)?;
     }
     let opts = RunOptions {
         exit_when_idle: args.exit_when_idle || replay,
         replay,
         progress: args.progress,
     };
-    let (cfg2, m2) = (cfg.clone(), metrics.clone());
-    let engine = make_engine(cfg, metrics.clone())?;
+    // Planned now, so that a score query that does not plan stops the command at once.
+    let mut planned = Some(make_engine(cfg, metrics.clone())?);
     let started = Instant::now();
-    let summary =
-        tokio::task::spawn_blocking(move || runtime::run(&cfg2, &opts, engine, m2, stop)).await??;
+    // After a transient failure (the broker, the store), run again from the checkpoints.
+    let summary = crate::health::retrying(
+        if replay { "replay" } else { "process" },
+        &health,
+        cfg.retry.backoff(),
+        &stop,
+        runtime::ProcessError::is_transient,
+        || {
+            let engine = match planned.take() {
+                Some(e) => Ok(e),
+                None => make_engine(cfg, metrics.clone())
+                    .map_err(|e| runtime::ProcessError::Other(format!("{e:#}"))),
+            };
+            let (cfg, opts, m, stop, health) = (
+                cfg.clone(),
+                opts.clone(),
+                metrics.clone(),
+                stop.clone(),
+                health.clone(),
+            );
+            async move {
+                let engine = engine?;
+                tokio::task::spawn_blocking(move || {
+                    runtime::run(&cfg, &opts, engine, m, stop, &health)
+                })
+                .await
+                .map_err(|e| runtime::ProcessError::Other(format!("the processor's thread: {e}")))?
+            }
+        },
+    )
+    .await?;
+    let Some(summary) = summary else {
+        tracing::info!("stopped while waiting to retry");
+        return Ok(ExitCode::SUCCESS);
+    };
     let secs = started.elapsed().as_secs_f64();
     let mut w = std::io::stdout().lock();
     // Written, not printed: a reader that stops early (`| head -1`) is not an error.

@@ -53,6 +53,7 @@ pub async fn rescore(cfg: &Config) -> anyhow::Result<ExitCode> {
             engine,
             metrics,
             Arc::new(AtomicBool::new(false)),
+            &crate::health::Health::new("rescore"),
         )
     })
     .await??;

@@ -12,13 +12,14 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Config;
+use crate::health::Health;
 use crate::process::checkpoint::{Checkpoint, CheckpointStore};
 use crate::process::engine::{Engine, Output, PartitionState, Position};
 use crate::sink::mysql::MysqlSink;
 use crate::sink::postgres::{RedshiftSink, dialect};
 use crate::sink::runner::{self, RunOptions, RunSummary};
 use crate::sink::s3::{S3Sink, archive, layout};
-use crate::sink::{SinkKind, status};
+use crate::sink::{SinkError, SinkKind, status};
 use crate::topics::TopicKind;
 
 /// `roomstream sink …`.
@@ -70,29 +71,55 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     stop
 }
 
-/// Runs one sink on a blocking thread until it stops.
+/// Runs one sink on a blocking thread until it stops. After a transient failure — the broker, its
+/// database or the store unreachable — it waits, opens the destination again and resumes from the
+/// positions the destination holds ([`crate::health::retrying`]; `[retry]`), with `health` unready
+/// meanwhile.
 pub async fn run_one(
     cfg: &Config,
     kind: SinkKind,
     opts: RunOptions,
     stop: Arc<AtomicBool>,
+    health: Arc<Health>,
 ) -> anyhow::Result<RunSummary> {
+    let what = format!("sink {}", kind.name());
+    let summary = crate::health::retrying(
+        &what,
+        &health,
+        cfg.retry.backoff(),
+        &stop,
+        SinkError::is_transient,
+        || attempt(cfg, kind, opts, stop.clone(), health.clone()),
+    )
+    .await
+    .with_context(|| what.clone())?;
+    Ok(summary.unwrap_or_default())
+}
+
+/// One run of a sink: open the destination, consume until stopped or failed.
+async fn attempt(
+    cfg: &Config,
+    kind: SinkKind,
+    opts: RunOptions,
+    stop: Arc<AtomicBool>,
+    health: Arc<Health>,
+) -> Result<RunSummary, SinkError> {
     let cfg2 = cfg.clone();
-    let summary = match kind {
+    let joined = match kind {
         SinkKind::Mysql => {
-            let d = MysqlSink::open(cfg).await.context("mysql sink")?;
-            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop)).await??
+            let d = MysqlSink::open(cfg).await?;
+            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop, &health)).await
         }
         SinkKind::Redshift => {
-            let d = RedshiftSink::open(cfg).await.context("redshift sink")?;
-            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop)).await??
+            let d = RedshiftSink::open(cfg).await?;
+            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop, &health)).await
         }
         SinkKind::S3 => {
-            let d = S3Sink::open(cfg).context("s3 sink")?;
-            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop)).await??
+            let d = S3Sink::open(cfg)?;
+            tokio::task::spawn_blocking(move || runner::run(&cfg2, d, opts, stop, &health)).await
         }
     };
-    Ok(summary)
+    joined.map_err(|e| SinkError::Other(format!("the sink's thread: {e}")))?
 }
 
 /// `roomstream sink …`.
@@ -123,7 +150,19 @@ pub async fn sink(cfg: &Config, args: SinkArgs) -> anyhow::Result<ExitCode> {
         exit_when_idle: args.exit_when_idle,
         replay: args.replay,
     };
-    let s = run_one(cfg, args.kind, opts, stop_on_ctrl_c()).await?;
+    let health = Arc::new(Health::new(args.kind.component()));
+    if !cfg.sink.ops_listen.is_empty() {
+        crate::health::serve(
+            &cfg.sink.ops_listen,
+            "sink.ops_listen",
+            health.clone(),
+            axum::Router::new(),
+        )
+        .await?;
+        let listings = TopicKind::Listings.name(&cfg.kafka.namespace);
+        crate::kafka::watch_broker(&cfg.kafka, &listings, &health)?;
+    }
+    let s = run_one(cfg, args.kind, opts, stop_on_ctrl_c(), health).await?;
     let secs = started.elapsed().as_secs_f64();
     let _ = writeln!(
         std::io::stdout().lock(),
@@ -224,7 +263,8 @@ pub async fn run_all(cfg: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut sinks = tokio::task::JoinSet::new();
     for kind in SinkKind::ALL {
         let (cfg, stop) = (cfg.clone(), stop.clone());
-        sinks.spawn(async move { (kind, run_one(&cfg, kind, sink_opts, stop).await) });
+        let health = Arc::new(Health::new(kind.component()));
+        sinks.spawn(async move { (kind, run_one(&cfg, kind, sink_opts, stop, health).await) });
     }
     // The first sink to fail stops the others.
     let mut failed = false;

@@ -84,6 +84,48 @@ pub struct Config {
     /// The sinks (`roomstream sink mysql|s3|redshift`).
     #[serde(default)]
     pub sink: SinkConfig,
+    /// How the processor and the sinks ride out an outage of the broker, a database or the store.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// `[retry]`: after a transient failure — the broker, a database or the object store unreachable — the
+/// processor and the sinks wait and start again from what they made durable (checkpoints, stored
+/// positions), reporting 503 on `/readyz` meanwhile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// The first wait (e.g. `"500ms"`); each next one doubles…
+    #[serde(with = "humantime_serde")]
+    pub first: Duration,
+    /// …up to this.
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
+    /// An outage longer than this ends the process with its error (for its supervisor to restart or
+    /// page someone).
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// As the backoff of [`crate::health::retrying`].
+    pub fn backoff(&self) -> crate::health::Backoff {
+        crate::health::Backoff {
+            first: self.first,
+            max: self.max,
+            give_up_after: self.give_up_after,
+        }
+    }
 }
 
 /// `[kafka]`
@@ -107,6 +149,11 @@ pub struct KafkaConfig {
     /// How long a message may wait for delivery before the produce fails.
     #[serde(default = "default_message_timeout", with = "humantime_serde")]
     pub message_timeout: Duration,
+    /// What a consumer may hold fetched but not yet handed over, KiB (librdkafka's
+    /// `queued.max.messages.kbytes`; a fetch is never larger). Bounds the processor's and the sinks'
+    /// memory when the topics hold far more than they can take at once (a flood, a replay).
+    #[serde(default = "default_consumer_buffer_kib")]
+    pub consumer_buffer_kib: u32,
 }
 
 /// `[mysql]` and `[postgres]`
@@ -203,8 +250,13 @@ pub struct ProcessConfig {
     pub history_len: usize,
     /// Evidence score (0–1) two source listings need to be merged as one flat.
     pub merge_threshold: f64,
-    /// Address of the processor's `/metrics` endpoint; empty for none.
+    /// Address of the processor's `/metrics`, `/healthz` and `/readyz` (503 while it retries after an
+    /// outage); empty for none.
     pub metrics_listen: String,
+    /// Consumer group of the processors; empty for `<namespace>.process`. The group only spreads
+    /// partitions over instances — state and positions live in the checkpoints — so a new group
+    /// resumes where the old one stopped.
+    pub group: String,
 }
 
 impl Default for ProcessConfig {
@@ -216,6 +268,7 @@ impl Default for ProcessConfig {
             history_len: 16,
             merge_threshold: 0.72,
             metrics_listen: String::new(),
+            group: String::new(),
         }
     }
 }
@@ -265,6 +318,9 @@ pub struct SinkConfig {
     /// over instances — progress lives in the destination — so a new group resumes where the old one
     /// stopped.
     pub group: String,
+    /// Address of the sink's `/healthz` and `/readyz` (503 while it retries after an outage); empty
+    /// for none. `roomstream run` serves none (its API has its own).
+    pub ops_listen: String,
 }
 
 impl Default for SinkConfig {
@@ -277,6 +333,7 @@ impl Default for SinkConfig {
             archive: true,
             redshift_schema: "roomstream".into(),
             group: String::new(),
+            ops_listen: String::new(),
         }
     }
 }
@@ -304,6 +361,9 @@ fn default_compression() -> String {
 }
 fn default_linger() -> Duration {
     Duration::from_millis(20)
+}
+fn default_consumer_buffer_kib() -> u32 {
+    32 * 1024
 }
 fn default_message_timeout() -> Duration {
     Duration::from_secs(60)

@@ -103,7 +103,7 @@ fn every_shipped_profile_loads_with_its_required_environment() {
         let cfg = load_with_env(
             Some(&root.join(name)),
             env(&[
-                ("ROOMSTREAM_MYSQL_URL", "mysql://u:secret@db:3306/rs"),
+                ("ROOMSTREAM_MYSQL_URL", "mysql://u:secret@db:3306/rs"), // secrets: allow (masking test)
                 ("ROOMSTREAM_MYSQL_READER_PASSWORD", "secret2"),
                 ("ROOMSTREAM_POSTGRES_READER_PASSWORD", "secret3"),
             ]),

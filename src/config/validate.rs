@@ -43,6 +43,13 @@ impl Config {
                 "must be ≥ 1",
             ));
         }
+        if !(1024..=2_097_151).contains(&k.consumer_buffer_kib) {
+            return Err(invalid(
+                "kafka.consumer_buffer_kib",
+                &k.consumer_buffer_kib.to_string(),
+                "must be 1024 (1 MiB, one message) to 2097151 KiB",
+            ));
+        }
         if !["none", "gzip", "snappy", "lz4", "zstd"].contains(&k.compression.as_str()) {
             return Err(invalid(
                 "kafka.compression",
@@ -151,6 +158,28 @@ impl Config {
                 "process.metrics_listen",
                 &pr.metrics_listen,
                 "expected host:port, e.g. 127.0.0.1:9464",
+            ));
+        }
+        if !self.sink.ops_listen.is_empty() && self.sink.ops_listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "sink.ops_listen",
+                &self.sink.ops_listen,
+                "expected host:port, e.g. 127.0.0.1:9465",
+            ));
+        }
+        let r = &self.retry;
+        if r.first.is_zero() || r.max < r.first {
+            return Err(invalid(
+                "retry.max",
+                &format!("first {:?}, max {:?}", r.first, r.max),
+                "retry.first must be > 0 and retry.max ≥ retry.first",
+            ));
+        }
+        if r.give_up_after < r.first {
+            return Err(invalid(
+                "retry.give_up_after",
+                &format!("{:?}", r.give_up_after),
+                "must be ≥ retry.first",
             ));
         }
         let sc = &self.score;

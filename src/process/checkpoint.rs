@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::engine::PartitionState;
 use crate::config::StoreConfig;
 
-/// Bumped whenever the state's layout changes.
-pub const FORMAT: u32 = 1;
+/// Bumped whenever the state's layout changes (2: the resolver's blocks are hashes).
+pub const FORMAT: u32 = 2;
 
 /// What one checkpoint object holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -518,7 +518,7 @@ impl Engine {
         done.scored = inputs.len() as u64;
         let scored = self.attach(batch, &inputs)?;
         let mut changed: BTreeMap<i32, u64> = BTreeMap::new();
-        for (p, listing) in scored {
+        for (p, mut listing) in scored {
             let Some(part) = self.parts.get_mut(&p) else {
                 continue;
             };

@@ -288,14 +288,31 @@ fn price_point(r: &PriceRun) -> PricePoint {
 }
 
 impl CanonicalListing {
-    /// SHA-256 (first 16 bytes) of the content: the JSON with the version zeroed.
-    pub fn content_hash(&self) -> [u8; 16] {
-        let mut c = self.clone();
-        c.version = Version::default();
-        let bytes = serde_json::to_vec(&c).unwrap_or_default();
-        let d = Sha256::digest(&bytes);
+    /// SHA-256 (first 16 bytes) of the content: the JSON with the version zeroed, streamed into the
+    /// digest (the version is zeroed in place for the call and put back: no copy, no buffer).
+    pub fn content_hash(&mut self) -> [u8; 16] {
+        let version = std::mem::take(&mut self.version);
+        let mut digest = DigestWriter(Sha256::new());
+        let written = serde_json::to_writer(&mut digest, &*self);
+        self.version = version;
+        debug_assert!(written.is_ok(), "a listing always serializes");
+        let d = digest.0.finalize();
         let mut out = [0u8; 16];
         out.copy_from_slice(&d[..16]);
         out
+    }
+}
+
+/// An `io::Write` that feeds a digest.
+struct DigestWriter(Sha256);
+
+impl std::io::Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -53,7 +53,7 @@ pub(super) fn read_registry(
     let mut out = Vec::new();
     while engine.brokers_next < end {
         if Instant::now() > deadline {
-            return Err(ProcessError::Other(format!(
+            return Err(ProcessError::Transient(format!(
                 "could not read {topic} to offset {end} within 120 s"
             )));
         }
@@ -123,7 +123,7 @@ pub(super) fn held_listings(
     let deadline = Instant::now() + Duration::from_secs(300);
     while !ends.is_empty() {
         if Instant::now() > deadline {
-            return Err(ProcessError::Other(format!(
+            return Err(ProcessError::Transient(format!(
                 "could not read {topic} to its end within 300 s"
             )));
         }
@@ -146,7 +146,7 @@ pub(super) fn held_listings(
                 base.remove(key);
             }
             Some(v) => {
-                if let Ok(l) = serde_json::from_slice::<CanonicalListing>(v)
+                if let Ok(mut l) = serde_json::from_slice::<CanonicalListing>(v)
                     && l.version.partition == p
                 {
                     base.insert(key.to_string(), l.content_hash());

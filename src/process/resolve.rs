@@ -1,8 +1,9 @@
 //! resolve: the same flat listed on Zigbang and Dabang (or twice on one site) becomes one canonical
 //! listing.
 //!
-//! Blocking: only live listings of the same region and 법정동 whose areas lie within
-//! [`MAX_AREA_GAP`] m² of each other are compared (an ordered index on area makes that a range scan).
+//! Blocking: only live listings of the same region, 법정동 and lease (전세 or 월세) whose areas lie
+//! within [`MAX_AREA_GAP`] m² of each other are compared (an ordered index on (block hash, area)
+//! makes that a range scan; the hash only narrows the candidates — [`evidence`] checks the fields).
 //! Two listings are linked when the weighted [`Evidence`] clears the threshold after hard gates
 //! (floor, layout, lease, distance within both platforms' jitter, broker numbers that disagree). A
 //! canonical listing is a connected component of links, so the clustering is a function of the current
@@ -187,8 +188,16 @@ pub fn canonical_id(founder: &SourceKey) -> String {
     format!("L{hex}")
 }
 
-/// Blocking key: region and 법정동.
-type Block = (String, String);
+/// Blocking key: a fixed hash of region, 법정동 (empty when unknown) and lease. Two blocks that
+/// collide only compare a few more candidates: [`evidence`] gates on the fields themselves.
+type Block = u64;
+
+fn block_of(l: &SourceListing) -> Block {
+    use super::fingerprint::mix;
+    let h = mix(0, l.region_code.as_bytes());
+    let h = mix(h, l.dong.as_deref().unwrap_or_default().as_bytes());
+    mix(h, &[u8::from(l.lease == super::model::Lease::Jeonse)])
+}
 
 /// The clustering of one partition's live source listings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -250,11 +259,11 @@ impl Clusters {
         if let Some(l) = listing
             && let Some(a) = l.area_m2
         {
-            let block: Block = (l.region_code.clone(), l.dong.clone().unwrap_or_default());
+            let block = block_of(l);
             let centi = (a * 100.0).round() as i64;
             let gap = (MAX_AREA_GAP * 100.0) as i64;
-            let lo = (block.clone(), centi - gap, min_key());
-            let hi = (block.clone(), centi + gap + 1, min_key());
+            let lo = (block, centi - gap, min_key());
+            let hi = (block, centi + gap + 1, min_key());
             let candidates: Vec<SourceKey> = self
                 .index
                 .range(lo..hi)
@@ -276,7 +285,7 @@ impl Clusters {
                     affected.insert(other);
                 }
             }
-            self.index.insert((block.clone(), centi, key.clone()));
+            self.index.insert((block, centi, key.clone()));
             self.placed.insert(key.clone(), (block, centi));
         }
         // The components the affected listings were in (old neighbours' and new neighbours' alike): each

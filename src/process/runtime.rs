@@ -36,7 +36,7 @@ use super::metrics::Metrics;
 pub use super::readers::load_registry;
 use super::readers::{held_listings, position, read_registry, registry_consumer};
 use crate::config::Config;
-use crate::kafka::{EventSink, KafkaSink, client_config};
+use crate::kafka::{EventSink, KafkaSink, client_config, consumer_config};
 use crate::topics::{HEADER_CLOCK, HEADER_REGION, TopicKind};
 
 /// How `roomstream process` / `replay` run.
@@ -89,9 +89,27 @@ pub enum ProcessError {
     /// The score query.
     #[error(transparent)]
     Score(#[from] super::score::sql::SqlError),
+    /// A failure that may pass (the store or the broker during a rebalance, a read that timed out):
+    /// the run is worth retrying from the last checkpoint.
+    #[error("{0}")]
+    Transient(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+impl ProcessError {
+    /// Whether retrying the run later may succeed: the broker, the object store or a timeout, not a
+    /// query, a corrupt checkpoint or topics that were recreated under the checkpoints.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProcessError::Kafka(_) | ProcessError::Produce(_) | ProcessError::Transient(_) => true,
+            ProcessError::Checkpoint(e) => {
+                matches!(e, super::checkpoint::CheckpointError::Store(_))
+            }
+            ProcessError::Score(_) | ProcessError::Other(_) => false,
+        }
+    }
 }
 
 /// Topic names of one namespace.
@@ -117,7 +135,7 @@ struct Shared {
     listings_from: BTreeMap<i32, Option<Vec<i64>>>,
     summary: RunSummary,
     last_bytes: BTreeMap<i32, u64>,
-    error: Option<String>,
+    error: Option<ProcessError>,
     /// A plain client for end offsets: librdkafka's watermark query on the group consumer itself can
     /// stall behind its fetch queue, so it is never asked.
     probe: BaseConsumer,
@@ -144,16 +162,28 @@ impl ConsumerContext for ProcessContext {
                 match shared.assign(&partitions) {
                     Ok(positions) => {
                         if let Err(e) = consumer.assign(&positions) {
-                            shared.error = Some(format!("cannot assign {partitions:?}: {e}"));
+                            shared.error = Some(ProcessError::Transient(format!(
+                                "cannot assign {partitions:?}: {e}"
+                            )));
                         }
                     }
-                    Err(e) => shared.error = Some(format!("cannot restore {partitions:?}: {e}")),
+                    Err(e) => {
+                        let transient = e.is_transient();
+                        let e = format!("cannot restore {partitions:?}: {e}");
+                        shared.error = Some(if transient {
+                            ProcessError::Transient(e)
+                        } else {
+                            ProcessError::Other(e)
+                        });
+                    }
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let partitions: Vec<i32> = shared.engine.parts.keys().copied().collect();
                 if let Err(e) = shared.checkpoint(&partitions) {
-                    shared.error = Some(format!("cannot checkpoint on revoke: {e}"));
+                    shared.error = Some(ProcessError::Transient(format!(
+                        "cannot checkpoint on revoke: {e}"
+                    )));
                 }
                 shared.engine.parts.clear();
                 shared.targets.clear();
@@ -345,6 +375,7 @@ pub fn run(
     mut engine: Engine,
     metrics: Arc<Metrics>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    health: &crate::health::Health,
 ) -> Result<RunSummary, ProcessError> {
     let handle = Handle::current();
     let ns = &cfg.kafka.namespace;
@@ -369,6 +400,8 @@ pub fn run(
             "{ns}.replay-{}",
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
         )
+    } else if !cfg.process.group.is_empty() {
+        cfg.process.group.clone()
     } else {
         format!("{ns}.process")
     };
@@ -386,15 +419,9 @@ pub fn run(
         error: None,
         probe,
     }));
-    let consumer: BaseConsumer<ProcessContext> = client_config(&cfg.kafka)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+    let consumer: BaseConsumer<ProcessContext> = consumer_config(&cfg.kafka, &group)
         .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "120000")
-        .set("fetch.wait.max.ms", "100")
         .create_with_context(ProcessContext {
             shared: shared.clone(),
         })?;
@@ -419,20 +446,32 @@ pub fn run(
     // Micro-batches: score and publish once this many listings wait, or this long after the first.
     let (batch_rows, linger) = (cfg.score.batch_rows, cfg.score.linger);
     let mut waiting_since: Option<Instant> = None;
+    // The broker's last error, until a record or the end offsets come through again (librdkafka
+    // reconnects by itself; the run goes on and `health` says what is wrong meanwhile).
+    let mut broker_down: Option<String> = None;
     loop {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
         // 1. Inputs (the rebalance callback runs inside poll and takes the lock itself).
-        let msg = consumer.poll(Duration::from_millis(100));
+        let msg = match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(e)) => {
+                tracing::warn!("consume: {e}");
+                health.set_unready(format!("broker: {e}"));
+                broker_down = Some(e.to_string());
+                None
+            }
+            other => other,
+        };
         let msg_was_none = msg.is_none();
         {
             let mut s = lock(&shared);
             if let Some(e) = s.error.take() {
-                return Err(ProcessError::Other(e));
+                return Err(e);
             }
             if let Some(msg) = msg {
                 let msg = msg?;
+                broker_down = None;
                 let at = position(&msg);
                 let mut out = Vec::new();
                 if msg.topic() == names.observed {
@@ -530,6 +569,7 @@ pub fn run(
         if last_idle_check.elapsed() >= Duration::from_millis(500) {
             last_idle_check = Instant::now();
             let mut at_end = Vec::new();
+            let mut unreachable = None;
             let (idle, lag_total) = {
                 let s = lock(&shared);
                 let probe = &s.probe;
@@ -544,9 +584,14 @@ pub fn run(
                             .fetch_watermarks(&names.sweeps, *p, Duration::from_secs(5))
                             .map(|w| w.1),
                     );
-                    let (Ok(o), Ok(w)) = ends else {
-                        idle = false;
-                        continue;
+                    let (o, w) = match ends {
+                        (Ok(o), Ok(w)) => (o, w),
+                        (Err(e), _) | (_, Err(e)) => {
+                            // One failure says enough: do not wait on every partition's timeout.
+                            unreachable = Some(format!("cannot read the end offsets: {e}"));
+                            idle = false;
+                            break;
+                        }
                     };
                     metrics.set_lag(&names.observed, *p, o - part.state.observed_next);
                     metrics.set_lag(&names.sweeps, *p, w - part.state.sweeps_next);
@@ -565,6 +610,14 @@ pub fn run(
                 }
                 (idle, total)
             };
+            let owns = !lock(&shared).engine.parts.is_empty();
+            broker_down = unreachable.or(broker_down.filter(|_| !owns));
+            match &broker_down {
+                Some(e) => health.set_unready(format!("broker: {e}")),
+                // Ready once it owns restored partitions (a restore that fails ends the run).
+                None if owns => health.set_ready(),
+                None => {}
+            }
             if !at_end.is_empty() {
                 // Observations read to their end: no sighting can still be behind these sweeps.
                 let mut s = lock(&shared);

@@ -78,6 +78,26 @@ pub enum SinkError {
     Other(String),
 }
 
+impl SinkError {
+    /// Whether running the sink again later may succeed: the broker, the database's connection or
+    /// the object store (an outage), a fence (another instance moved on) — not a migration, a
+    /// configuration, or Parquet and Arrow (a bug retrying cannot fix).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::Kafka(_)
+            | SinkError::Produce(_)
+            | SinkError::Store(_)
+            | SinkError::Fenced { .. }
+            | SinkError::Other(_) => true,
+            SinkError::Database(e) => crate::db::is_transient(e),
+            SinkError::Migrate(_)
+            | SinkError::StoreConfig(_)
+            | SinkError::Parquet(_)
+            | SinkError::Arrow(_) => false,
+        }
+    }
+}
+
 /// Which destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub enum SinkKind {
@@ -99,6 +119,15 @@ impl SinkKind {
             SinkKind::Mysql => "mysql",
             SinkKind::S3 => "s3",
             SinkKind::Redshift => "redshift",
+        }
+    }
+
+    /// Its name in health reports: `sink-mysql`, `sink-s3`, `sink-redshift`.
+    pub fn component(self) -> &'static str {
+        match self {
+            SinkKind::Mysql => "sink-mysql",
+            SinkKind::S3 => "sink-s3",
+            SinkKind::Redshift => "sink-redshift",
         }
     }
 }

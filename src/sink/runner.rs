@@ -37,7 +37,8 @@ use tokio::runtime::Handle;
 use super::SinkError;
 use super::change::{self, Change, Reject};
 use crate::config::Config;
-use crate::kafka::{EventSink, KafkaSink, client_config};
+use crate::health::Health;
+use crate::kafka::{EventSink, KafkaSink, client_config, consumer_config};
 use crate::topics::envelope::{DLQ_SCHEMA, DlqEvent};
 use crate::topics::{HEADER_CLOCK, HEADER_REGION, TopicKind};
 
@@ -464,12 +465,16 @@ fn watermarks(
 }
 
 /// Runs a sink until `stop` (or until idle, with `exit_when_idle`); returns what it did. Runs on a
-/// blocking thread: the destination's futures are driven with `Handle::block_on`.
+/// blocking thread: the destination's futures are driven with `Handle::block_on`. `health` is ready
+/// while the destination answers and the broker does; an error of either ends the run (the caller
+/// retries, [`crate::health::retrying`]) except the broker's, which librdkafka rides out by itself
+/// (reconnecting), reported unready until a record or the metadata comes through again.
 pub fn run<D: Destination>(
     cfg: &Config,
     dest: D,
     opts: RunOptions,
     stop: Arc<AtomicBool>,
+    health: &Health,
 ) -> Result<RunSummary, SinkError> {
     let handle = Handle::current();
     let ns = &cfg.kafka.namespace;
@@ -500,14 +505,8 @@ pub fn run<D: Destination>(
         read_to: BTreeMap::new(),
         assigned: false,
     }));
-    let consumer: BaseConsumer<SinkContext<D>> = client_config(&cfg.kafka)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
+    let consumer: BaseConsumer<SinkContext<D>> = consumer_config(&cfg.kafka, &group)
         .set("max.poll.interval.ms", "300000")
-        .set("fetch.wait.max.ms", "100")
         .create_with_context(SinkContext {
             shared: shared.clone(),
         })?;
@@ -518,6 +517,9 @@ pub fn run<D: Destination>(
     let mut last_tick = Instant::now();
     let mut last_idle_check = Instant::now();
     let mut waiting_since = Instant::now();
+    // The broker's last error, until a record or a metadata request comes through again.
+    let mut broker_down: Option<String> = None;
+    let health_topic = names.values().next().cloned().unwrap_or_default();
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -547,6 +549,7 @@ pub fn run<D: Destination>(
             // Fetched before the seek: it will come again from the stored position.
             Some(Ok(_)) if reseeked => false,
             Some(Ok(m)) => {
+                broker_down = None;
                 if let Some(kind) = s.kind(m.topic())
                     && s.expected.contains_key(&(kind, m.partition()))
                 {
@@ -562,6 +565,8 @@ pub fn run<D: Destination>(
             }
             Some(Err(e)) => {
                 tracing::warn!(sink = name, "consume: {e}");
+                health.set_unready(format!("broker: {e}"));
+                broker_down = Some(e.to_string());
                 false
             }
             None => {
@@ -574,6 +579,17 @@ pub fn run<D: Destination>(
             let handle = s.handle.clone();
             handle.block_on(s.dest.tick(idle))?;
             last_tick = Instant::now();
+            if broker_down.is_some()
+                && probe
+                    .fetch_metadata(Some(&health_topic), Duration::from_secs(1))
+                    .is_ok()
+            {
+                broker_down = None;
+            }
+            match &broker_down {
+                Some(e) => health.set_unready(format!("broker: {e}")),
+                None => health.set_ready(),
+            }
         }
         if opts.exit_when_idle
             && idle

@@ -603,6 +603,7 @@ async fn bad_requests_get_json_errors_and_the_api_cannot_write() {
             "deposit_max",
         ),
         ("/api/v1/listings?rent_max=-5".into(), "rent_max"),
+        ("/api/v1/listings?rent_max=".into(), "rent_max"),
         ("/api/v1/listings?area_min=1e400".into(), "area_min"),
         (
             "/api/v1/listings?gu=%27%3B%20DROP%20TABLE%20listings%3B--".into(),
@@ -977,4 +978,44 @@ async fn get_value(base: &str, path: &str) -> (u16, Value) {
         .expect("the API answers");
     let status = r.status().as_u16();
     (status, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// The API under schemathesis (from PyPI; `scripts/test.sh` installs it), generating requests from its
+/// own `/openapi.json` — valid and invalid values, long strings, odd Unicode, huge numbers: no response
+/// may be a server error, every one must match the documented status codes and content type, and
+/// invalid input must be refused (4xx), not served. Skips, saying so, where schemathesis is missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
+    let st = ["schemathesis", "st"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(st) = st else {
+        println!("SKIP: schemathesis is not installed (pip install schemathesis)");
+        return;
+    };
+    let s = serve(Some(("400", "3")), &[]).await;
+    let spec = format!("{}/openapi.json", s.base);
+    let base = s.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(st)
+            .current_dir(std::env::temp_dir()) // its cache (.schemathesis/) stays out of the tree
+            .args(["run", &spec, "--url", &base])
+            .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection"])
+            .args(["--max-examples", "60", "--seed", "7", "--workers", "2"])
+            .output()
+            .expect("schemathesis runs")
+    })
+    .await
+    .expect("join");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    s.shutdown().await;
+    assert!(out.status.success(), "schemathesis found failures (above)");
 }

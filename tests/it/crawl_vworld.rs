@@ -11,7 +11,7 @@ use crate::support::{TestEnv, assert_all_valid, spawn_env};
 
 /// A registry written the way VWORLD's data mart writes it: Korean headers, one row per person.
 /// Made up here (no VWORLD fixture is needed): 200 people in 80 offices, three formats of number.
-fn registry(rows: usize) -> String {
+pub(crate) fn registry(rows: usize) -> String {
     let mut csv = String::from(
         "시군구코드,등록번호,중개사무소명,중개업자명,중개업자종별코드,직위구분코드,자격증번호\n",
     );
@@ -37,7 +37,7 @@ fn registry(rows: usize) -> String {
     csv
 }
 
-fn zipped_euc_kr(text: &str) -> Vec<u8> {
+pub(crate) fn zipped_euc_kr(text: &str) -> Vec<u8> {
     let (euc, _, errors) = encoding_rs::EUC_KR.encode(text);
     assert!(!errors);
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

@@ -212,19 +212,7 @@ async fn killed_restarted_and_two_instances_end_in_the_uninterrupted_state() {
     // before its session expired (observed; Kafka expires it), so the newcomer would never get its
     // partitions.
     let killed = spawn_env(&[("process", "checkpoint_events", "1500")]).await;
-    let crawler = {
-        let vars: Vec<(String, String)> = killed
-            .env_vars()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        std::thread::spawn(move || {
-            let vars: Vec<(&str, &str)> =
-                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let args = [&FEED[..], &["--rate", "1500"]].concat();
-            crate::support::roomstream_with(&vars, &args)
-        })
-    };
+    let crawler = killed.run_in_background(&[&FEED[..], &["--rate", "1500"]].concat());
     for wait in [Duration::from_millis(3000), Duration::from_millis(2500)] {
         let mut child = killed.spawn_roomstream(&["process"]);
         std::thread::sleep(wait);
@@ -267,6 +255,63 @@ async fn killed_restarted_and_two_instances_end_in_the_uninterrupted_state() {
         "two instances end in the same state as one"
     );
     assert_same_listings(&compacted(&pair), &want, "two instances");
+}
+
+/// Sends SIGINT and waits for a clean exit.
+fn interrupt(child: &mut std::process::Child, what: &str) {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(sent, "SIGINT to {what}");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{what} exited with {status}");
+}
+
+/// Three processors share the group while the feed arrives; each in turn is stopped (SIGINT: it
+/// checkpoints and leaves) and started again, so that partitions move three times under load. Then the
+/// three run to the end together. The result is one instance's.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_processors_with_a_rolling_restart_end_as_one_instance() {
+    let reference = spawn_env(&[]).await;
+    feed(&reference, &[]);
+    process(&reference);
+    let (want_hash, want) = (state_hash(&reference), compacted(&reference));
+
+    let env = spawn_env(&[("process", "checkpoint_events", "1500")]).await;
+    let crawler = env.run_in_background(&[&FEED[..], &["--rate", "800"]].concat());
+    let mut instances: Vec<std::process::Child> =
+        (0..3).map(|_| env.spawn_roomstream(&["process"])).collect();
+    let started = Instant::now();
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_secs(4));
+        interrupt(&mut instances[i], "a processor");
+        eprintln!(
+            "restarting instance {i} at {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        instances[i] = env.spawn_roomstream(&["process"]);
+    }
+    assert!(crawler.join().expect("crawler thread").status.success());
+    for c in &mut instances {
+        interrupt(c, "a processor");
+    }
+    let mut last: Vec<std::process::Child> = (0..3)
+        .map(|_| env.spawn_roomstream(&["process", "--exit-when-idle"]))
+        .collect();
+    for c in &mut last {
+        assert!(c.wait().expect("wait").success(), "an instance failed");
+    }
+    eprintln!(
+        "rolling restart done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        state_hash(&env),
+        want_hash,
+        "three instances and a rolling restart end as one"
+    );
+    assert_same_listings(&compacted(&env), &want, "three instances, rolling restart");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -538,7 +583,11 @@ fn every_real_fixture_normalizes() {
 }
 
 /// The feed as the broker would partition it: (topic, partition, key, value), brokers first.
-fn feed_in_memory(listings: u32, days: u32, seed: u64) -> Vec<(TopicKind, i32, String, Vec<u8>)> {
+pub(crate) fn feed_in_memory(
+    listings: u32,
+    days: u32,
+    seed: u64,
+) -> Vec<(TopicKind, i32, String, Vec<u8>)> {
     let mut sink = MemorySink::default();
     {
         let mut emitter = roomstream::crawl::Emitter::new(&mut sink, None);
@@ -639,6 +688,9 @@ fn state_is_a_function_of_the_inputs_not_of_their_order() {
             rest.into_iter().partition(|r| r.0 == TopicKind::Observed);
         let (mut i, mut j) = (0, 0);
         let mut merged = brokers;
+        // Observations delivered again (at-least-once, after a restart): (where the first delivery
+        // ended, the record), placed up to 5,000 deliveries later once the merge is built.
+        let mut again = Vec::new();
         while i < obs.len() || j < sweeps.len() {
             let take_sweep =
                 j < sweeps.len() && (i == obs.len() || rng.random_range(0..one_in) == 0);
@@ -648,12 +700,15 @@ fn state_is_a_function_of_the_inputs_not_of_their_order() {
             } else {
                 merged.push(obs[i].clone());
                 if rng.random_range(0..10) == 0 {
-                    // Delivered again later (at-least-once, after a restart).
-                    let at = (merged.len() + rng.random_range(0..5000)).min(merged.len());
-                    merged.insert(at, obs[i].clone());
+                    again.push((merged.len(), obs[i].clone()));
                 }
                 i += 1;
             }
+        }
+        // Last first: an insertion never moves an earlier original.
+        for (after, record) in again.into_iter().rev() {
+            let at = rng.random_range(after..=(after + 5000).min(merged.len()));
+            merged.insert(at, record);
         }
         let dup_later: Vec<_> = obs
             .iter()

@@ -92,7 +92,7 @@ fn feed_and_process(env: &TestEnv, listings: &str, days: &str) {
 
 /// What the processor published: per live listing (id, clock, SHA-256 of the value), the last record
 /// per key in `listings.v1`.
-fn published(env: &TestEnv) -> Vec<(String, i64, String)> {
+pub(crate) fn published(env: &TestEnv) -> Vec<(String, i64, String)> {
     let mut latest: BTreeMap<String, Option<(i64, String)>> = BTreeMap::new();
     for r in env.read_topic(TopicKind::Listings) {
         if r.value.is_empty() {
@@ -108,7 +108,7 @@ fn published(env: &TestEnv) -> Vec<(String, i64, String)> {
         .collect()
 }
 
-fn sum(rows: &[(String, i64, String)]) -> (u64, String) {
+pub(crate) fn sum(rows: &[(String, i64, String)]) -> (u64, String) {
     checksum(rows.iter().map(|(a, b, c)| (a.as_str(), *b, c.as_str())))
 }
 
@@ -131,7 +131,7 @@ async fn postgres_rows(db: &Databases) -> Vec<(String, i64, String)> {
 }
 
 /// The latest S3 snapshot's rows as (id, clock, sha).
-async fn snapshot_rows(env: &TestEnv) -> Vec<(String, i64, String)> {
+pub(crate) async fn snapshot_rows(env: &TestEnv) -> Vec<(String, i64, String)> {
     let (store, prefix) = roomstream::store::open(&env.cfg.store).expect("store");
     let root = layout::root(&prefix, env.namespace());
     let (_, rows) = snapshot::read_latest(&store, &root)
@@ -410,7 +410,7 @@ async fn an_older_version_after_a_newer_one_is_ignored_everywhere() {
         produce_out_of_order(&env);
         sinks_until_idle(&env, &[]);
         // The API's user reads and cannot write.
-        let url = format!("mysql://{reader}:reader-pw@127.0.0.1:3306/{}", db.name);
+        let url = format!("mysql://{reader}:reader-pw@127.0.0.1:3306/{}", db.name); // secrets: allow
         let ro = sqlx::MySqlPool::connect(&url)
             .await
             .expect("the reader connects");
@@ -425,7 +425,7 @@ async fn an_older_version_after_a_newer_one_is_ignored_everywhere() {
             .expect_err("cannot write");
         assert!(denied.to_string().contains("denied"), "{denied}");
         ro.close().await;
-        let url = format!("postgres://{reader}:reader-pw@127.0.0.1:5432/{}", db.name);
+        let url = format!("postgres://{reader}:reader-pw@127.0.0.1:5432/{}", db.name); // secrets: allow
         let ro = sqlx::PgPool::connect(&url)
             .await
             .expect("the reader connects");
@@ -665,4 +665,181 @@ async fn sinks_killed_mid_batch_and_restarted_end_with_the_same_contents() {
         "files of batches that died were removed: {orphans:?}"
     );
     db.drop_all().await;
+}
+
+/// What the processor publishes for a small feed, in publish order — each record with the offset it
+/// has in the topic (all in one partition here): (offset, key, value or None, clock and region headers).
+pub(crate) fn published_records()
+-> Vec<(i64, String, Option<Vec<u8>>, (Option<i64>, Option<String>))> {
+    use roomstream::process::engine::{Engine, Output, Position};
+    let feed = crate::process::feed_in_memory(400, 6, 23);
+    let mut engine = Engine::new(Default::default(), Default::default());
+    engine.own_empty(TopicKind::Observed.def().partitions);
+    let mut out = Vec::new();
+    let mut offsets: BTreeMap<(TopicKind, i32), i64> = BTreeMap::new();
+    for (t, p, k, v) in &feed {
+        let o = offsets.entry((*t, *p)).or_default();
+        let at = Position {
+            topic: "t",
+            partition: *p,
+            offset: *o,
+        };
+        *o += 1;
+        match t {
+            TopicKind::Observed => engine.observe(at, Some(k.as_bytes()), Some(v), &mut out),
+            TopicKind::Sweeps => engine.sweep(at, Some(k.as_bytes()), Some(v), &mut out),
+            _ => engine.broker(at, Some(k.as_bytes()), Some(v), &mut out),
+        }
+        if engine.pending() >= 256 {
+            engine.flush(&mut out).expect("scores");
+        }
+    }
+    for p in 0..TopicKind::Observed.def().partitions {
+        engine.release_sweeps(p);
+    }
+    engine.flush(&mut out).expect("scores");
+    out.into_iter()
+        .filter_map(|o| match o {
+            Output::Listing { key, value, ended } => Some((key, value, ended)),
+            _ => None,
+        })
+        .enumerate()
+        .map(|(i, (key, value, ended))| {
+            let headers = ended.map_or((None, None), |e| (Some(e.clock), e.region));
+            (i as i64, key, value, headers)
+        })
+        .collect()
+}
+
+/// Older or replayed records delivered after newer ones never regress a row: the same records (each at
+/// its offset in the topic) delivered in random orders, in random batches, a quarter of them again
+/// later, through the real MySQL and PostgreSQL sinks, end in exactly the rows of one delivery in
+/// offset order — the newest version per listing, listings whose newest record is a tombstone gone.
+/// A property over random orders (seeded: a failure names its seed), on the real databases.
+#[tokio::test(flavor = "multi_thread")]
+async fn older_or_replayed_records_never_regress_a_row_in_any_order() {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    use roomstream::sink::runner::{Batch, Destination};
+    let records = published_records();
+    let keys: std::collections::BTreeSet<&String> = records.iter().map(|r| &r.1).collect();
+    let versions = records.len() as f64 / keys.len() as f64;
+    assert!(
+        versions > 1.5,
+        "listings change over the days: {versions:.2} records per listing"
+    );
+    assert!(
+        records.iter().any(|r| r.2.is_none()),
+        "some listings end (tombstones)"
+    );
+    // The expectation, by the rule itself: the newest (clock, offset) per listing.
+    let mut newest: BTreeMap<&str, (i64, i64, Option<&Vec<u8>>)> = BTreeMap::new();
+    for (offset, key, value, (clock, _)) in &records {
+        let clock = clock
+            .or_else(|| {
+                value.as_ref().and_then(|v| {
+                    serde_json::from_slice::<serde_json::Value>(v).ok()?["version"]["clock"]
+                        .as_i64()
+                })
+            })
+            .expect("a clock");
+        if newest
+            .get(key.as_str())
+            .is_none_or(|n| (clock, *offset) > (n.0, n.1))
+        {
+            newest.insert(key, (clock, *offset, value.as_ref()));
+        }
+    }
+    let live: Vec<(String, i64, String)> = newest
+        .iter()
+        .filter_map(|(k, (c, _, v))| {
+            v.map(|v| (k.to_string(), *c, change::hex(&Sha256::digest(v))))
+        })
+        .collect();
+    assert!(live.len() > 100, "{} live listings", live.len());
+    let want = sum(&live);
+    let rounds: u64 = 6;
+    for seed in 0..=rounds {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        // Round 0 delivers in offset order, once; the others shuffle and re-deliver.
+        let mut delivery: Vec<usize> = (0..records.len()).collect();
+        if seed > 0 {
+            delivery.shuffle(&mut rng);
+            let again: Vec<usize> = (0..records.len())
+                .filter(|_| rng.random_range(0..4) == 0)
+                .collect();
+            for i in again {
+                let at = rng.random_range(0..=delivery.len());
+                delivery.insert(at, i);
+            }
+        }
+        let (env, db) = env_with_databases(&[]).await;
+        let mut mysql = roomstream::sink::mysql::MysqlSink::open(&env.cfg)
+            .await
+            .expect("mysql sink");
+        let mut pg = roomstream::sink::postgres::RedshiftSink::open(&env.cfg)
+            .await
+            .expect("postgres sink");
+        let mut held = 0i64;
+        let mut rest = &delivery[..];
+        let mut batches = 0;
+        while !rest.is_empty() {
+            let n = rng.random_range(1..=200).min(rest.len());
+            let (now, later) = rest.split_at(n);
+            rest = later;
+            let mut changes = Vec::new();
+            for &i in now {
+                let (offset, key, value, headers) = &records[i];
+                changes.push(
+                    change::decode(
+                        0,
+                        *offset,
+                        Some(key.as_bytes()),
+                        value.as_deref(),
+                        headers.clone(),
+                    )
+                    .expect("a valid record"),
+                );
+            }
+            change::fill_clocks(&mut changes);
+            let next = now.iter().map(|&i| records[i].0 + 1).max().unwrap_or(held);
+            let batch = |changes: Vec<change::Change>| Batch {
+                topic: TopicKind::Listings,
+                partition: 0,
+                from: held,
+                first: now.iter().map(|&i| records[i].0).min().unwrap_or(held),
+                next,
+                records: Vec::new(),
+                changes,
+            };
+            let b = batch(changes.clone());
+            let after = b.after();
+            mysql
+                .write(b)
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: mysql write: {e}"));
+            pg.write(batch(changes))
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: postgres write: {e}"));
+            held = after;
+            batches += 1;
+        }
+        let got_mysql = sum(&mysql_rows(&db).await);
+        let got_pg = sum(&postgres_rows(&db).await);
+        eprintln!(
+            "seed {seed}: {} deliveries of {} records in {batches} batches → {} rows",
+            delivery.len(),
+            records.len(),
+            got_mysql.0
+        );
+        assert_eq!(
+            got_mysql, want,
+            "seed {seed}: MySQL rows vs the newest version per listing"
+        );
+        assert_eq!(
+            got_pg, want,
+            "seed {seed}: PostgreSQL rows vs the newest version per listing"
+        );
+        db.drop_all().await;
+    }
 }

@@ -83,9 +83,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
             exit_when_idle: false,
             replay: false,
         };
-        tokio::spawn(
-            async move { super::super::sink::run_one(&cfg, SinkKind::Mysql, opts, stop).await },
-        )
+        tokio::spawn(async move {
+            let health = std::sync::Arc::new(crate::health::Health::new("sink-mysql"));
+            super::super::sink::run_one(&cfg, SinkKind::Mysql, opts, stop, health).await
+        })
     };
     // The API needs the sink's tables: wait for them.
     let api = loop {

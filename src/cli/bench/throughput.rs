@@ -123,6 +123,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
             engine,
             Arc::new(Metrics::default()),
             Arc::new(AtomicBool::new(false)),
+            &crate::health::Health::new("bench"),
         )
     })
     .await??;

@@ -20,7 +20,7 @@ use crate::region;
 use crate::topics::envelope::{Observation, PayloadFormat, Platform};
 use crate::topics::keys::normalize_registration;
 
-mod fields;
+pub mod fields;
 
 use fields::{
     building_of, check_rental, facility_kind, id_of, layout_code, layout_of, location_at, money_at,

@@ -283,4 +283,3 @@ pub(super) fn widen(
         }
     }
 }
-

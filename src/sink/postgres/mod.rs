@@ -34,7 +34,9 @@ pub async fn connect(db: &DatabaseConfig, schema: &str) -> Result<PgPool, SinkEr
     }
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .acquire_timeout(Duration::from_secs(30))
+        // Short: with the database down, a write fails within seconds and the sink says so
+        // (`/readyz`) while it retries the run ([`crate::health`]), instead of hanging in the pool.
+        .acquire_timeout(Duration::from_secs(5))
         .connect(&db.url)
         .await?;
     // Two sinks starting at once may race on CREATE … IF NOT EXISTS: serialize with an advisory lock.

@@ -1,6 +1,7 @@
 //! Test harness: a namespaced configuration with its topics applied ([`spawn_env`]), a reader of whole
 //! topics, the JSON Schemas of `topics/`, and the fake platform servers of [`sites`].
 
+pub mod private;
 pub mod sites;
 
 use std::collections::BTreeMap;
@@ -126,6 +127,23 @@ impl TestEnv {
             vec![("ROOMSTREAM_KAFKA_BROKERS", &self.cfg.kafka.brokers)];
         vars.extend(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         vars
+    }
+
+    /// Runs `roomstream args` to completion on a thread of its own (a crawl that feeds while the test
+    /// kills and restarts other components); join it for the output.
+    pub fn run_in_background(&self, args: &[&str]) -> std::thread::JoinHandle<Output> {
+        let vars: Vec<(String, String)> = self
+            .env_vars()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        std::thread::spawn(move || {
+            let vars: Vec<(&str, &str)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            roomstream_with(&vars, &args)
+        })
     }
 
     /// A `roomstream` child process with this test's configuration, output to the test log.
