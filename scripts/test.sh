@@ -40,6 +40,6 @@ status=${PIPESTATUS[0]}
 set -e
 echo
 echo "== roomstream test summary =="
-grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|real fixtures:|events/s|^faults:|^outage:|no panic$|scanned .* text files" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
+grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|real fixtures:|events/s|^ *faults:|^ *outage:|no panic$|scanned .* text files" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
 echo "exit status: $status; wall time: $(( $(date +%s) - start )) s"
 exit "$status"
