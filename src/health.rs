@@ -177,7 +177,13 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({key}): {e}"))?;
     let app = router(health).merge(extra);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let forever = std::future::pending::<()>();
+    tokio::spawn(crate::http::serve(
+        listener,
+        app,
+        crate::http::OPS_HEADER_TIMEOUT,
+        forever,
+    ));
     Ok(())
 }
 

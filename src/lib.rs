@@ -14,7 +14,8 @@
 //! keys, envelopes and JSON Schemas of the topics — the only contract between stages), [`kafka`]
 //! (client settings, the confirming producer), [`store`] (the object store), [`db`] (the production
 //! database, MySQL or SQLite, that the MySQL sink writes and the API reads), [`region`] (시군구 codes), [`rank`] (a person's
-//! weights over the score components) and [`telemetry`].
+//! weights over the score components), [`health`] (readiness and retries), [`http`] (the server loop
+//! of every endpoint) and [`telemetry`].
 //! A stage talks to a later one only through topics, never through its internals.
 //! [`cli`] maps the `roomstream` subcommands onto these.
 
@@ -26,6 +27,7 @@ pub mod crawl;
 pub mod db;
 pub mod fuzz;
 pub mod health;
+pub mod http;
 pub mod kafka;
 pub mod process;
 pub mod rank;

@@ -13,7 +13,9 @@
 //!
 //! Every request gets an `x-request-id` (kept if the client sent one) that its log lines carry, is
 //! answered within `api.request_timeout` (503 otherwise; the database statement is cut off too) and
-//! is gzip-compressed when the client accepts it. Invariant 5: `/api/v1/status` says which epoch of
+//! is gzip-compressed when the client accepts it. At most `api.max_in_flight` requests are handled at
+//! once (one more gets a 503 at once), request bodies are capped, and a client that has not sent its
+//! headers within `api.header_timeout` is disconnected ([`crate::http`]). Invariant 5: `/api/v1/status` says which epoch of
 //! each sink is being served.
 
 pub mod cache;
@@ -97,6 +99,8 @@ struct Inner {
     status: StatusCache,
     cache: cache::ResponseCache,
     request_timeout: Duration,
+    /// Permits of `api.max_in_flight`.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -135,6 +139,7 @@ impl AppState {
             status: StatusCache::default(),
             cache: cache::ResponseCache::new(cfg.api.cache_entries),
             request_timeout: timeout,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(cfg.api.max_in_flight)),
         })))
     }
 }
@@ -331,7 +336,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     ]))
 }
 
-/// Times every request against `api.request_timeout` and counts it by route template.
+/// Sheds a request over `api.max_in_flight`, times the others against `api.request_timeout`, and
+/// counts every one by route template.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -339,6 +345,22 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
+    let Ok(_permit) = state.0.in_flight.clone().try_acquire_owned() else {
+        let mut response = error::body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight (api.max_in_flight): try again shortly".into(),
+            None,
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from_static("1"),
+        );
+        state
+            .metrics()
+            .observe(&route, response.status().as_u16(), started.elapsed());
+        return response;
+    };
     let response = match tokio::time::timeout(state.0.request_timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => error::body(
@@ -392,12 +414,17 @@ pub async fn serve(
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let public = axum::serve(listener, router(state.clone(), cfg, ops.is_some()))
-        .with_graceful_shutdown(stop(rx.clone()));
+    let headers = cfg.api.header_timeout;
+    let public = crate::http::serve(
+        listener,
+        router(state.clone(), cfg, ops.is_some()),
+        headers,
+        stop(rx.clone()),
+    );
     match ops {
         None => public.await.map_err(ServeError::Serve),
         Some(ops) => {
-            let private = axum::serve(ops, ops_router(state)).with_graceful_shutdown(stop(rx));
+            let private = crate::http::serve(ops, ops_router(state), headers, stop(rx));
             let (a, b) = tokio::join!(public, private);
             a.and(b).map_err(ServeError::Serve)
         }

@@ -327,6 +327,28 @@ async fn require_topics(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`require_topics`] for the long-running processor and sinks: a broker that cannot be reached yet
+/// (restarting, or started after them) is waited for with `[retry]`'s back-off, for at most
+/// `retry.give_up_after`, as an outage mid-run would be; missing topics still fail at once.
+async fn wait_for_topics(cfg: &Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut wait = cfg.retry.first;
+    loop {
+        match admin::missing(&cfg.kafka).await {
+            Err(e @ admin::AdminError::Connect { .. })
+                if started.elapsed() + wait < cfg.retry.give_up_after =>
+            {
+                tracing::warn!("{e}; trying again in {}", humantime::format_duration(wait));
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(cfg.retry.max);
+            }
+            Ok(missing) if missing.is_empty() => return Ok(()),
+            // Missing topics (named), or the broker still unreachable at the end.
+            _ => return require_topics(cfg).await,
+        }
+    }
+}
+
 fn default_crawl_id(source: &str) -> String {
     let now = OffsetDateTime::now_utc();
     format!(

@@ -153,7 +153,7 @@ pub async fn run_until(
     replay: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<ExitCode> {
-    super::require_topics(cfg).await?;
+    super::wait_for_topics(cfg).await?;
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::new("process"));
     if !cfg.process.metrics_listen.is_empty() {

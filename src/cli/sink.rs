@@ -144,7 +144,7 @@ pub async fn sink(cfg: &Config, args: SinkArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    super::require_topics(cfg).await?;
+    super::wait_for_topics(cfg).await?;
     let started = Instant::now();
     let opts = RunOptions {
         exit_when_idle: args.exit_when_idle,

@@ -31,6 +31,22 @@ pub struct ApiConfig {
     /// Search and recommendation answers kept until the MySQL sink's next commit (0: none).
     #[serde(default = "default_cache_entries")]
     pub cache_entries: usize,
+    /// Requests handled at once, at most (1..=100000); one more is answered `503` with a JSON error
+    /// and `Retry-After: 1` at once instead of queueing behind the others (load shedding).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Time a client has to send a request's headers (1s..=5m); a connection that takes longer
+    /// (a slow-loris client) is closed, so idle sockets cannot pile up.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header_timeout: Duration,
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_in_flight() -> usize {
+    1024
 }
 
 fn default_cache_entries() -> usize {
@@ -74,6 +90,20 @@ impl ApiConfig {
                 "between 1ms and 5m",
             ));
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&self.header_timeout) {
+            return Err(invalid(
+                "api.header_timeout",
+                &humantime::format_duration(self.header_timeout).to_string(),
+                "between 1s and 5m",
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_in_flight) {
+            return Err(invalid(
+                "api.max_in_flight",
+                &self.max_in_flight.to_string(),
+                "between 1 and 100000",
+            ));
+        }
         if !(1..=1000).contains(&self.max_connections) {
             return Err(invalid(
                 "api.max_connections",
@@ -110,6 +140,8 @@ mod tests {
             cors_origins: vec![],
             max_connections: 16,
             cache_entries: 10,
+            max_in_flight: 8,
+            header_timeout: default_header_timeout(),
         }
     }
 

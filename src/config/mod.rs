@@ -200,6 +200,11 @@ pub struct CrawlConfig {
     /// First back-off after a failed attempt; doubles each time, capped at 60 s, `Retry-After` wins.
     #[serde(default = "default_backoff", with = "humantime_serde")]
     pub backoff: Duration,
+    /// Largest response body accepted, in MiB (1..=4096): a bigger one is refused as it arrives,
+    /// without retry, so a broken or hostile server cannot fill the crawler's memory. VWORLD's
+    /// registry download is the largest body a crawler asks for.
+    #[serde(default = "default_max_response_mib")]
+    pub max_response_mib: u32,
 }
 
 /// `[zigbang]`
@@ -381,6 +386,9 @@ fn default_request_timeout() -> Duration {
 }
 fn default_attempts() -> u32 {
     5
+}
+fn default_max_response_mib() -> u32 {
+    256
 }
 fn default_backoff() -> Duration {
     Duration::from_millis(500)

@@ -99,6 +99,13 @@ impl Config {
         if self.crawl.max_attempts == 0 {
             return Err(invalid("crawl.max_attempts", "0", "must be ≥ 1"));
         }
+        if !(1..=4096).contains(&self.crawl.max_response_mib) {
+            return Err(invalid(
+                "crawl.max_response_mib",
+                &self.crawl.max_response_mib.to_string(),
+                "between 1 and 4096",
+            ));
+        }
         for (key, base) in [
             ("zigbang.base_url", &self.zigbang.base_url),
             ("dabang.base_url", &self.dabang.base_url),

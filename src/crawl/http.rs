@@ -44,6 +44,14 @@ pub enum FetchError {
         #[source]
         source: reqwest::Error,
     },
+    /// The body is larger than `crawl.max_response_mib` (refused as it arrives, not retried).
+    #[error("{url}: response larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The cap, bytes.
+        limit: u64,
+    },
     /// The body is not the JSON shape the crawler expects.
     #[error("{url}: malformed body: {reason}")]
     Malformed {
@@ -60,6 +68,7 @@ pub struct PoliteClient {
     min_interval: Duration,
     max_attempts: u32,
     backoff: Duration,
+    max_body: u64,
     next_slot: Mutex<Instant>,
     requests: std::sync::atomic::AtomicU64,
 }
@@ -92,6 +101,7 @@ impl PoliteClient {
             min_interval,
             max_attempts: crawl.max_attempts,
             backoff: crawl.backoff,
+            max_body: u64::from(crawl.max_response_mib) << 20,
             next_slot: Mutex::new(Instant::now()),
             requests: Default::default(),
         })
@@ -147,8 +157,8 @@ impl PoliteClient {
             self.requests
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let why = match build().send().await {
-                Ok(resp) if resp.status().is_success() => match resp.bytes().await {
-                    Ok(b) => return Ok(b.to_vec()),
+                Ok(resp) if resp.status().is_success() => match self.body(resp, url).await? {
+                    Ok(b) => return Ok(b),
                     Err(source) => Retryable::Transport(source),
                 },
                 Ok(resp) => {
@@ -195,6 +205,37 @@ impl PoliteClient {
             };
             tracing::warn!(%url, attempt, wait_ms = wait.as_millis() as u64, reason = %why, "Request failed; retrying.");
             tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+impl PoliteClient {
+    /// Reads a body chunk by chunk, refusing it once it passes the cap (announced or not). The outer
+    /// error ends the request; the inner one is a transport error, which is retried.
+    async fn body(
+        &self,
+        mut resp: reqwest::Response,
+        url: &Url,
+    ) -> Result<Result<Vec<u8>, reqwest::Error>, FetchError> {
+        let too_large = || FetchError::TooLarge {
+            url: url.to_string(),
+            limit: self.max_body,
+        };
+        if resp.content_length().is_some_and(|n| n > self.max_body) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > self.max_body {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(Ok(body)),
+                Err(e) => return Ok(Err(e)),
+            }
         }
     }
 }

@@ -455,6 +455,9 @@ pub fn run(
         }
         // 1. Inputs (the rebalance callback runs inside poll and takes the lock itself).
         let msg = match consumer.poll(Duration::from_millis(100)) {
+            // A fatal consumer error (e.g. fenced by a newer member with the same instance id) does
+            // not heal by itself: end the run, and `retrying` starts a new one.
+            Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e.into()),
             Some(Err(e)) => {
                 tracing::warn!("consume: {e}");
                 health.set_unready(format!("broker: {e}"));

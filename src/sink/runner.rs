@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -563,6 +564,8 @@ pub fn run<D: Destination>(
                 }
                 false
             }
+            // Fatal: it does not heal by itself; end the run and let `retrying` start a new one.
+            Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e.into()),
             Some(Err(e)) => {
                 tracing::warn!(sink = name, "consume: {e}");
                 health.set_unready(format!("broker: {e}"));

@@ -1019,3 +1019,90 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
     s.shutdown().await;
     assert!(out.status.success(), "schemathesis found failures (above)");
 }
+
+/// The API's connection limits: a request over `api.max_in_flight` is shed at once (503 `overloaded`,
+/// `Retry-After`), and a client that does not finish its headers within `api.header_timeout` is
+/// disconnected. The database is a black hole (a socket that accepts and never answers), so a search
+/// stays in flight until `api.request_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_over_the_in_flight_limit_are_shed_and_slow_headers_are_cut_off() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hole_url = format!("mysql://root@{}/nothing", hole.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            held.push(s);
+        }
+    });
+    let env = spawn_env(&[
+        ("mysql", "url", hole_url.as_str()),
+        ("mysql", "reader_user", ""),
+        ("api", "max_in_flight", "1"),
+        ("api", "header_timeout", "1s"),
+        ("api", "request_timeout", "3s"),
+    ])
+    .await;
+    let running = api::spawn_loopback(&env.cfg).await.expect("the API serves");
+    let base = running.base.clone();
+    let slow = tokio::spawn({
+        let url = format!("{base}/api/v1/listings");
+        async move { reqwest::get(url).await.expect("get").status().as_u16() }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let shed = reqwest::get(format!("{base}/api/v1/listings?limit=1"))
+        .await
+        .expect("get");
+    assert_eq!(shed.status().as_u16(), 503);
+    assert_eq!(
+        shed.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: Value = shed.json().await.expect("a JSON error");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "shed at once, not queued: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        slow.await.expect("slow request"),
+        503,
+        "the first ran into its timeout"
+    );
+
+    // Headers begun and never finished: the connection is closed after about a second.
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+        .await
+        .expect("closed within 10 s");
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(0) | Err(_)) || String::from_utf8_lossy(&buf).contains("408"),
+        "closed or 408: {read:?} {}",
+        String::from_utf8_lossy(&buf)
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "cut off after {waited:?}"
+    );
+    eprintln!("limits: slow headers cut off after {waited:?}");
+    // A well-behaved client is still served.
+    let ok = reqwest::get(format!("{base}/healthz")).await.expect("get");
+    assert_eq!(ok.status().as_u16(), 200);
+    running.stop().await.expect("stops");
+}

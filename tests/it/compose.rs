@@ -450,8 +450,13 @@ fn problems(compose: &str, env_example: &str, dockerfile: &str) -> Vec<String> {
                     ],
                     Some("process") => vec![(
                         port_of(&cfg.process.metrics_listen),
-                        vec!["/metrics"],
+                        vec!["/metrics", "/healthz", "/readyz"],
                         "process.metrics_listen",
+                    )],
+                    Some("sink") => vec![(
+                        port_of(&cfg.sink.ops_listen),
+                        vec!["/healthz", "/readyz"],
+                        "sink.ops_listen",
                     )],
                     _ => vec![],
                 };
@@ -949,9 +954,9 @@ fn a_broken_compose_file_is_caught_naming_what_is_wrong() {
         (
             "health check on the wrong port",
             "compose",
-            "http://127.0.0.1:9464/metrics",
-            "http://127.0.0.1:9465/metrics",
-            "processor: health check probes :9465/metrics",
+            "http://127.0.0.1:9464/readyz",
+            "http://127.0.0.1:9465/readyz",
+            "processor: health check probes :9465/readyz",
         ),
         (
             "one-shot crawl as a service",

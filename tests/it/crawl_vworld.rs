@@ -156,3 +156,31 @@ async fn the_command_imports_a_utf8_file() {
     );
     assert_eq!(env.read_topic(TopicKind::Brokers).len(), 30);
 }
+
+#[tokio::test]
+async fn a_response_over_the_size_cap_is_refused_as_it_arrives_and_not_retried() {
+    use roomstream::crawl::http::{FetchError, PoliteClient};
+    let sites = Sites::start().await;
+    sites.file("big", vec![b'x'; 3 << 20]);
+    sites.file("small", vec![b'x'; 900 << 10]);
+    let env = spawn_env(&[
+        ("crawl", "max_response_mib", "1"),
+        ("crawl", "max_attempts", "3"),
+    ])
+    .await;
+    let client = PoliteClient::new(&env.cfg.crawl, std::time::Duration::ZERO, &[]).expect("client");
+    let url = |path: &str| url::Url::parse(&format!("{}{path}", sites.base_url())).expect("url");
+    for path in ["files/small", "stream/small"] {
+        let body = client.get_bytes(&url(path)).await.expect("under the cap");
+        assert_eq!(body.len(), 900 << 10, "{path}");
+    }
+    // Announced by Content-Length, and streamed without one: both refused, neither retried.
+    for path in ["files/big", "stream/big"] {
+        let before = client.requests();
+        match client.get_bytes(&url(path)).await {
+            Err(FetchError::TooLarge { limit, .. }) => assert_eq!(limit, 1 << 20, "{path}"),
+            other => panic!("{path}: {:?}", other.map(|b| b.len())),
+        }
+        assert_eq!(client.requests() - before, 1, "{path} is not retried");
+    }
+}

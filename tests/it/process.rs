@@ -11,7 +11,7 @@ use roomstream::topics::TopicKind;
 use roomstream::topics::envelope::{Observation, PayloadFormat};
 use serde_json::Value;
 
-use crate::support::{TestEnv, assert_all_valid, real_fixtures, spawn_env};
+use crate::support::{TestEnv, assert_all_valid, interrupt, real_fixtures, spawn_env};
 
 /// The feed every test here shares: 2,000 flats over 5 days (≈ 12,000 events), a fixed seed.
 const FEED: [&str; 8] = [
@@ -39,16 +39,7 @@ fn process(env: &TestEnv) -> String {
 }
 
 fn state_hash(env: &TestEnv) -> String {
-    let out = env.roomstream(&["state", "hash"]);
-    assert!(out.status.success(), "state hash failed");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let total = text.lines().next().unwrap_or_default();
-    assert!(total.starts_with("total "), "{text}");
-    total
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string()
+    env.state_hash().expect("state hash")
 }
 
 /// `listings.v1` as a compacted topic ends up: the last value per key, tombstoned keys gone, without
@@ -258,16 +249,6 @@ async fn killed_restarted_and_two_instances_end_in_the_uninterrupted_state() {
 }
 
 /// Sends SIGINT and waits for a clean exit.
-fn interrupt(child: &mut std::process::Child, what: &str) {
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(sent, "SIGINT to {what}");
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "{what} exited with {status}");
-}
-
 /// Three processors share the group while the feed arrives; each in turn is stopped (SIGINT: it
 /// checkpoints and leaves) and started again, so that partitions move three times under load. Then the
 /// three run to the end together. The result is one instance's.

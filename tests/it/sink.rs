@@ -18,23 +18,23 @@ use sha2::{Digest, Sha256};
 use crate::support::{TestEnv, spawn_env};
 
 /// A test's own databases (MariaDB and PostgreSQL), dropped at the end.
-struct Databases {
+pub(crate) struct Databases {
     name: String,
 }
 
 impl Databases {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Databases {
             name: format!("rs_{}", uuid::Uuid::now_v7().simple()),
         }
     }
-    fn mysql_url(&self) -> String {
+    pub(crate) fn mysql_url(&self) -> String {
         format!("mysql://root@127.0.0.1:3306/{}", self.name)
     }
-    fn postgres_url(&self) -> String {
+    pub(crate) fn postgres_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
-    async fn drop_all(&self) {
+    pub(crate) async fn drop_all(&self) {
         if let Ok(p) = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql").await {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {}",
@@ -54,7 +54,7 @@ impl Databases {
     }
 }
 
-async fn env_with_databases(extra: &[(&str, &str, &str)]) -> (TestEnv, Databases) {
+pub(crate) async fn env_with_databases(extra: &[(&str, &str, &str)]) -> (TestEnv, Databases) {
     let db = Databases::new();
     let (m, p) = (db.mysql_url(), db.postgres_url());
     let mut all: Vec<(&str, &str, &str)> = vec![
@@ -112,7 +112,7 @@ pub(crate) fn sum(rows: &[(String, i64, String)]) -> (u64, String) {
     checksum(rows.iter().map(|(a, b, c)| (a.as_str(), *b, c.as_str())))
 }
 
-async fn mysql_rows(db: &Databases) -> Vec<(String, i64, String)> {
+pub(crate) async fn mysql_rows(db: &Databases) -> Vec<(String, i64, String)> {
     let pool = sqlx::MySqlPool::connect(&db.mysql_url())
         .await
         .expect("mysql");
@@ -121,7 +121,7 @@ async fn mysql_rows(db: &Databases) -> Vec<(String, i64, String)> {
         .expect("mysql contents")
 }
 
-async fn postgres_rows(db: &Databases) -> Vec<(String, i64, String)> {
+pub(crate) async fn postgres_rows(db: &Databases) -> Vec<(String, i64, String)> {
     let pool = sqlx::PgPool::connect(&db.postgres_url())
         .await
         .expect("postgres");

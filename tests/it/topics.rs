@@ -58,6 +58,33 @@ async fn check_reports_missing_topics_and_crawls_refuse_to_start_without_them() 
     assert!(String::from_utf8_lossy(&out.stderr).contains("roomstream topics apply"));
 }
 
+/// A sink (or the processor) started before its broker waits for it with `[retry]`'s back-off, then
+/// gives up after `retry.give_up_after` naming it — unlike a one-shot crawl, which fails at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_waits_for_an_unreachable_broker_then_gives_up_naming_it() {
+    let started = std::time::Instant::now();
+    let out = roomstream_with(
+        &[
+            ("ROOMSTREAM_KAFKA_BROKERS", "127.0.0.1:1"),
+            ("ROOMSTREAM_RETRY_FIRST", "200ms"),
+            ("ROOMSTREAM_RETRY_GIVE_UP_AFTER", "20s"),
+        ],
+        &["sink", "mysql", "--exit-when-idle"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("trying again"), "it waited: {stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1"),
+        "the error names the broker: {stderr}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crawl_against_an_unreachable_broker_exits_non_zero_naming_it() {
     let out = roomstream_with(

@@ -7,6 +7,8 @@
 //! 2. **The whole processor** from the real broker — group join, fetch, checkpoints to the object
 //!    store, publishing to `listings.v1` with delivery confirmed — in replay mode until idle, beside a
 //!    do-nothing rdkafka consumer reading the same topics to their ends.
+//! 3. **Memory behind a flood**: a consumer with the processor's settings, assigned the whole feed and
+//!    not polled for 5 s, grows only to its queue bound (`kafka.consumer_buffer_kib`), not with the feed.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -106,8 +108,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
     let produce_rate = n / produced.elapsed().as_secs_f64();
     drop(records);
     let c = cfg.clone();
-    let plain = tokio::task::spawn_blocking(move || plain_consume(&c)).await??;
+    let (plain, waiting) = tokio::task::spawn_blocking(move || plain_consume(&c)).await??;
     let plain_rate = inputs as f64 / plain.as_secs_f64();
+    let c = cfg.clone();
+    let grown = tokio::task::spawn_blocking(move || flood_memory(&c)).await??;
     let engine = super::super::process::make_engine(&cfg, Arc::new(Metrics::default()))?;
     let opts = RunOptions {
         exit_when_idle: true,
@@ -145,6 +149,22 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
         "events/s",
         Better::Higher,
     ));
+    let bound = f64::from(cfg.kafka.consumer_buffer_kib) / 1024.0;
+    report.push(
+        Figure::new(
+            "consumer memory behind a flood (resident growth)",
+            grown as f64 / MIB,
+            "MiB",
+            Better::Lower,
+        )
+        .target(bound * 1.5),
+    );
+    report.note(format!(
+        "flood: a consumer with the processor's settings (kafka.consumer_buffer_kib = {bound:.0} MiB) assigned {:.0} MiB of waiting events and not polled for {} s grew by {:.1} MiB",
+        waiting as f64 / MIB,
+        FLOOD_WAIT.as_secs(),
+        grown as f64 / MIB
+    ));
     report.note(format!(
         "the whole processor's time includes the group join, {} checkpoints ({} bytes) and publishing {} records with delivery confirmed",
         summary.checkpoints, summary.checkpoint_bytes, summary.published
@@ -176,8 +196,36 @@ pub fn plain_consumer(cfg: &Config, group: &str) -> anyhow::Result<BaseConsumer>
         .create()?)
 }
 
-/// Reads observed+sweeps of a namespace to their ends with a consumer that does nothing else.
-fn plain_consume(cfg: &Config) -> anyhow::Result<Duration> {
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// How long the flooded consumer is left unpolled.
+const FLOOD_WAIT: Duration = Duration::from_secs(5);
+
+/// A consumer that falls behind a flood: built with the processor's and sinks' settings
+/// ([`crate::kafka::consumer_config`]), assigned observed+sweeps from their starts and then not polled
+/// for [`FLOOD_WAIT`], so librdkafka prefetches until its queue bound (`queued.max.messages.kbytes`).
+/// Returns the growth of this process's resident memory, bytes.
+fn flood_memory(cfg: &Config) -> anyhow::Result<u64> {
+    let ns = &cfg.kafka.namespace;
+    let before = super::report::rss().unwrap_or(0);
+    let consumer: BaseConsumer =
+        crate::kafka::consumer_config(&cfg.kafka, &format!("{ns}.flood")).create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in [TopicKind::Observed, TopicKind::Sweeps] {
+        for p in 0..t.def().partitions {
+            tpl.add_partition_offset(&t.name(ns), p, Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    std::thread::sleep(FLOOD_WAIT);
+    let grown = super::report::rss().unwrap_or(0).saturating_sub(before);
+    drop(consumer);
+    Ok(grown)
+}
+
+/// Reads observed+sweeps of a namespace to their ends with a consumer that does nothing else;
+/// returns the time it took and the bytes it read (keys and values).
+fn plain_consume(cfg: &Config) -> anyhow::Result<(Duration, u64)> {
     let ns = &cfg.kafka.namespace;
     let consumer = plain_consumer(cfg, "plain")?;
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -192,12 +240,13 @@ fn plain_consume(cfg: &Config) -> anyhow::Result<Duration> {
     }
     let started = Instant::now();
     consumer.assign(&tpl)?;
+    let mut bytes = 0u64;
     while remaining > 0 {
         // Tansu can take a while to answer the first fetch after a large produce.
         match consumer.poll(Duration::from_secs(60)) {
             Some(Ok(m)) => {
                 remaining -= 1;
-                std::hint::black_box(m.payload());
+                bytes += (m.payload_len() + m.key().map_or(0, <[u8]>::len)) as u64;
             }
             Some(Err(e)) => return Err(e.into()),
             None => {
@@ -205,5 +254,5 @@ fn plain_consume(cfg: &Config) -> anyhow::Result<Duration> {
             }
         }
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), bytes))
 }

@@ -98,13 +98,24 @@ pub fn encode(columns: &[(&str, Ty, bool)], rows: &[Vec<Value>]) -> Result<Vec<u
     Ok(out)
 }
 
-/// Decodes a file written by [`encode`] with the same columns (matched by name; a missing column reads
-/// as NULL, so files written before a column was added still read).
+/// Decodes `columns` of a file written by [`encode`] (matched by name; a missing column reads as NULL,
+/// so files written before a column was added still read). Only those columns are read: a prefix of
+/// the table's columns decodes just that.
 pub fn decode(
     columns: &[(&str, Ty, bool)],
     bytes: impl parquet::file::reader::ChunkReader + 'static,
 ) -> Result<Vec<Vec<Value>>, SinkError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let wanted: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.iter().any(|(name, _, _)| f.name() == name))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let reader = builder.with_projection(mask).build()?;
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch?;

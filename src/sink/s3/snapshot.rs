@@ -4,7 +4,10 @@
 //! snapshot with a manifest; an epoch that died half-written is simply written again (same number).
 //!
 //! Snapshot n = snapshot n−1 + the change files committed after its positions, folded by version
-//! (clock, then offset; the newest wins; a deletion removes). Memory is one region at a time.
+//! (clock, then offset; the newest wins; a deletion removes). A listing can move to another region
+//! (its best member changed, and with it the 구): so each changed listing's *home* — the region of the
+//! version that wins — is settled first over all regions from the key columns alone, and only its
+//! home's file holds it. Memory is then one region at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -103,11 +106,12 @@ pub async fn write(
             }
         }
     }
-    // Deletions whose region is unknown apply wherever the listing is (after the region's own
-    // changes: the fold orders by offset).
+    // Deletions whose region is unknown apply wherever the listing is (the fold orders by offset).
+    let orphan_files = by_region.remove("unknown").unwrap_or_default();
+    let homes = homes(store, base.as_ref(), &by_region, &orphan_files).await?;
     let mut orphans: Vec<Vec<Value>> = Vec::new();
-    for f in by_region.remove("unknown").unwrap_or_default() {
-        orphans.extend(read(store, &f).await?);
+    for f in &orphan_files {
+        orphans.extend(read(store, f).await?);
     }
     let mut regions: BTreeSet<String> = by_region.keys().cloned().collect();
     if let Some(b) = &base {
@@ -117,22 +121,36 @@ pub async fn write(
     let mut files = BTreeMap::new();
     let mut total = 0;
     for region in regions {
+        // A listing belongs here unless its changes took it elsewhere (or nowhere).
+        let here = |id: &str| {
+            homes
+                .get(id)
+                .is_none_or(|h| h.as_deref() == Some(region.as_str()))
+        };
         let mut rows: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         if let Some((path, _)) = base.as_ref().and_then(|b| b.files.get(&region)) {
             for r in read(store, path).await? {
-                rows.insert(id_of(&r), r);
+                let id = id_of(&r);
+                if here(&id) {
+                    rows.insert(id, r);
+                }
             }
         }
         let mut changes: Vec<Vec<Value>> = Vec::new();
         for f in by_region.get(&region).into_iter().flatten() {
             changes.extend(read(store, f).await?);
         }
-        let here: BTreeSet<String> = rows
-            .keys()
-            .cloned()
-            .chain(changes.iter().map(|r| id_of(r)))
-            .collect();
-        changes.extend(orphans.iter().filter(|r| here.contains(&id_of(r))).cloned());
+        changes.retain(|r| here(&id_of(r)));
+        changes.extend(
+            orphans
+                .iter()
+                .filter(|r| {
+                    homes
+                        .get(&id_of(r))
+                        .is_some_and(|h| h.as_deref() == Some(region.as_str()))
+                })
+                .cloned(),
+        );
         fold(&mut rows, changes);
         // Deletions stay (live = false) so that an older version arriving later cannot revive them.
         let all: Vec<Vec<Value>> = rows.into_values().collect();
@@ -164,14 +182,78 @@ pub async fn write(
     Ok(Some(manifest))
 }
 
+/// The key columns of [`COLUMNS`]: id, live, clock, partition, offset, region.
+const KEYS: &[(&str, table::Ty, bool)] = COLUMNS.split_at(6).0;
+
+/// Where each listing the change files touch ends up: the region of its winning version (a deletion
+/// of unknown region stays where the listing was), `None` when it is held nowhere. Folds the key
+/// columns of the changes over those of the base snapshot, exactly as [`fold`] would globally.
+async fn homes(
+    store: &Arc<dyn ObjectStore>,
+    base: Option<&Manifest>,
+    by_region: &BTreeMap<String, Vec<String>>,
+    orphans: &[String],
+) -> Result<BTreeMap<String, Option<String>>, SinkError> {
+    let mut changes: Vec<(Vec<Value>, Option<&str>)> = Vec::new();
+    for (region, files) in by_region {
+        for f in files {
+            let rows = read_columns(store, f, KEYS).await?;
+            changes.extend(rows.into_iter().map(|r| (r, Some(region.as_str()))));
+        }
+    }
+    for f in orphans {
+        changes.extend(
+            read_columns(store, f, KEYS)
+                .await?
+                .into_iter()
+                .map(|r| (r, None)),
+        );
+    }
+    let touched: BTreeSet<String> = changes.iter().map(|(r, _)| id_of(r)).collect();
+    // What the base holds of them, and where.
+    let mut held: BTreeMap<String, ((i64, i64), Option<String>)> = BTreeMap::new();
+    for (region, (path, _)) in base.map(|b| &b.files).into_iter().flatten() {
+        for r in read_columns(store, path, KEYS).await? {
+            let id = id_of(&r);
+            if touched.contains(&id) {
+                held.insert(id, (version(&r, None), Some(region.clone())));
+            }
+        }
+    }
+    changes.sort_by_key(|(r, _)| offset_of(r));
+    for (c, region) in changes {
+        let id = id_of(&c);
+        let before = held.get(&id);
+        let v = version(&c, before.map(|h| h.0));
+        if before.is_some_and(|h| v <= h.0) {
+            continue;
+        }
+        let home = region
+            .map(str::to_string)
+            .or_else(|| before.and_then(|h| h.1.clone()));
+        held.insert(id, (v, home));
+    }
+    Ok(touched
+        .into_iter()
+        .map(|id| {
+            let home = held.get(&id).and_then(|h| h.1.clone());
+            (id, home)
+        })
+        .collect())
+}
+
+fn offset_of(row: &[Value]) -> i64 {
+    match row.get(4) {
+        Some(Value::Int(o)) => *o,
+        _ => 0,
+    }
+}
+
 /// Applies changes to rows by version: the newest wins, whatever the order the files come in. A
 /// listing's records are all in one partition of `listings.v1`, so its changes are taken in offset
 /// (publication) order, each kept only if newer than the one held.
 pub fn fold(rows: &mut BTreeMap<String, Vec<Value>>, mut changes: Vec<Vec<Value>>) {
-    changes.sort_by_key(|r| match r.get(4) {
-        Some(Value::Int(o)) => *o,
-        _ => 0,
-    });
+    changes.sort_by_key(|r| offset_of(r));
     for c in changes {
         let id = id_of(&c);
         let held = rows.get(&id).map(|r| version(r, None));
@@ -188,8 +270,16 @@ pub fn fold(rows: &mut BTreeMap<String, Vec<Value>>, mut changes: Vec<Vec<Value>
 }
 
 async fn read(store: &Arc<dyn ObjectStore>, path: &str) -> Result<Vec<Vec<Value>>, SinkError> {
+    read_columns(store, path, COLUMNS).await
+}
+
+async fn read_columns(
+    store: &Arc<dyn ObjectStore>,
+    path: &str,
+    columns: &[(&str, table::Ty, bool)],
+) -> Result<Vec<Vec<Value>>, SinkError> {
     let bytes = store.get(&Path::from(path)).await?.bytes().await?;
-    parquet::decode(table::COLUMNS, bytes)
+    parquet::decode(columns, bytes)
 }
 
 /// Every live row of the latest snapshot (tests, analytics).
@@ -245,5 +335,136 @@ mod tests {
                 "a ended at clock 9; b ended after its last upsert"
             );
         }
+    }
+
+    /// Writes one batch of rows (all of one region, or tombstones of unknown region) as a change file
+    /// with its commit marker, as the sink does.
+    async fn commit(
+        store: &Arc<dyn ObjectStore>,
+        root: &Path,
+        region: Option<&str>,
+        rows: Vec<Vec<Value>>,
+    ) {
+        let offset = offset_of(&rows[0]);
+        let group = layout::region_group(region);
+        let file = layout::data_file(root, TopicKind::Listings, &group, 0, offset, offset);
+        let bytes = parquet::encode(COLUMNS, &rows).expect("encode");
+        store
+            .put(&file, PutPayload::from(bytes))
+            .await
+            .expect("put");
+        let marker = Commit {
+            topic: "listings.v1".into(),
+            partition: 0,
+            first: offset,
+            last: offset,
+            files: vec![file.to_string()],
+            rows: rows.len() as u64,
+            committed_at: String::new(),
+        };
+        let json = serde_json::to_vec(&marker).expect("json");
+        let path = layout::commit(root, TopicKind::Listings, 0, offset, offset);
+        store.put(&path, PutPayload::from(json)).await.expect("put");
+    }
+
+    fn at(region: &str, mut r: Vec<Value>) -> Vec<Value> {
+        r[5] = Value::Text(region.into());
+        r
+    }
+
+    /// (id, region, clock, live) of every row of the latest snapshot, live or not.
+    async fn held(store: &Arc<dyn ObjectStore>, root: &Path) -> Vec<(String, String, i64, bool)> {
+        let m = latest(store, root)
+            .await
+            .expect("latest")
+            .expect("a snapshot");
+        let mut out = Vec::new();
+        for (region, (path, _)) in &m.files {
+            for r in read(store, path).await.expect("read") {
+                let v = version(&r, None);
+                out.push((id_of(&r), region.clone(), v.0, is_live(&r)));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_listing_that_moves_region_is_held_once_in_its_new_region() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let root = Path::from("t");
+        let snap = |next: i64| BTreeMap::from([(0, next)]);
+        commit(
+            &store,
+            &root,
+            Some("11110"),
+            vec![at("11110", row("a", true, Some(5), 0))],
+        )
+        .await;
+        commit(
+            &store,
+            &root,
+            Some("11140"),
+            vec![at("11140", row("b", true, Some(5), 1))],
+        )
+        .await;
+        write(&store, &root, &snap(2)).await.expect("epoch 1");
+        // a moves to 11140 (its best member changed), and, in the same epoch, an older version
+        // of b arrives from 11110: b stays where its newer version is.
+        commit(
+            &store,
+            &root,
+            Some("11140"),
+            vec![at("11140", row("a", true, Some(7), 2))],
+        )
+        .await;
+        commit(
+            &store,
+            &root,
+            Some("11110"),
+            vec![at("11110", row("b", true, Some(4), 3))],
+        )
+        .await;
+        write(&store, &root, &snap(4)).await.expect("epoch 2");
+        assert_eq!(
+            held(&store, &root).await,
+            vec![
+                ("a".into(), "11140".into(), 7, true),
+                ("b".into(), "11140".into(), 5, true)
+            ]
+        );
+        // A stale version of a in its old region, then a deletion that did not say where.
+        commit(
+            &store,
+            &root,
+            Some("11110"),
+            vec![at("11110", row("a", true, Some(6), 4))],
+        )
+        .await;
+        commit(&store, &root, None, vec![row("a", false, None, 5)]).await;
+        // And c, new, moves within one epoch.
+        commit(
+            &store,
+            &root,
+            Some("11110"),
+            vec![at("11110", row("c", true, Some(8), 6))],
+        )
+        .await;
+        commit(
+            &store,
+            &root,
+            Some("11140"),
+            vec![at("11140", row("c", true, Some(9), 7))],
+        )
+        .await;
+        write(&store, &root, &snap(8)).await.expect("epoch 3");
+        assert_eq!(
+            held(&store, &root).await,
+            vec![
+                ("a".into(), "11140".into(), 7, false),
+                ("b".into(), "11140".into(), 5, true),
+                ("c".into(), "11140".into(), 9, true)
+            ]
+        );
     }
 }

@@ -25,12 +25,15 @@ pub struct TestEnv {
     pub vars: Vec<(String, String)>,
 }
 
-/// One record as read back: partition, key, value.
+/// One record as read back: partition, offset, key, value and the `roomstream.clock` header (which
+/// tombstones carry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub partition: i32,
+    pub offset: i64,
     pub key: String,
     pub value: Vec<u8>,
+    pub clock_header: Option<i64>,
 }
 
 impl Record {
@@ -146,6 +149,16 @@ impl TestEnv {
         })
     }
 
+    /// `roomstream state hash`'s total: the checkpointed state of every partition; `None` while the
+    /// command fails (no checkpoint yet, store down).
+    pub fn state_hash(&self) -> Option<String> {
+        let out = self.roomstream(&["state", "hash"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let total = text.lines().next()?.strip_prefix("total ")?;
+        let hash = total.split_whitespace().next()?.to_string();
+        out.status.success().then_some(hash)
+    }
+
     /// A `roomstream` child process with this test's configuration, output to the test log.
     pub fn spawn_roomstream(&self, args: &[&str]) -> std::process::Child {
         eprintln!("$ roomstream {} &", args.join(" "));
@@ -154,6 +167,27 @@ impl TestEnv {
             .envs(self.env_vars())
             .spawn()
             .expect("the roomstream binary starts")
+    }
+}
+
+/// Sends SIGINT to a component and expects a clean exit within 60 s.
+pub fn interrupt(child: &mut std::process::Child, what: &str) {
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(sent, "SIGINT to {what}");
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(status.success(), "{what} exited with {status}");
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -173,6 +207,14 @@ pub fn roomstream_with(vars: &[(&str, &str)], args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+fn clock_header(msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<i64> {
+    use rdkafka::message::Headers;
+    msg.headers()?
+        .iter()
+        .find(|h| h.key == roomstream::topics::HEADER_CLOCK)
+        .and_then(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
 }
 
 /// Reads a topic from the beginning up to each partition's high watermark.
@@ -221,6 +263,8 @@ pub fn read_topic(cfg: &Config, kind: TopicKind) -> Vec<Record> {
             .or_default()
             .push(Record {
                 partition: msg.partition(),
+                offset: msg.offset(),
+                clock_header: clock_header(&msg),
                 key: String::from_utf8(msg.key().unwrap_or_default().to_vec())
                     .expect("keys are UTF-8"),
                 value: msg.payload().unwrap_or_default().to_vec(),

@@ -101,6 +101,7 @@ impl Sites {
             .route("/house/property/v1/items/{kind}", get(zigbang_ids))
             .route("/api/v5/room-list/category/one-two/bbox", get(dabang_bbox))
             .route("/files/{name}", get(file))
+            .route("/stream/{name}", get(stream))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -472,6 +473,18 @@ async fn dabang_bbox(
         "result": {"roomList": list, "premiumList": [], "total": total + usize::from(inflate), "limit": size, "hasMore": to < total, "page": page}
     }))
     .into_response()
+}
+
+/// A file sent in 64 KiB chunks without a `Content-Length`, as a streaming server would.
+async fn stream(State(state): Shared, UrlPath(name): UrlPath<String>) -> Response {
+    let Some(bytes) = state.lock().expect("state").files.get(&name).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let chunks: Vec<Result<Bytes, std::convert::Infallible>> = bytes
+        .chunks(64 << 10)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response()
 }
 
 async fn file(State(state): Shared, UrlPath(name): UrlPath<String>, uri: Uri) -> Response {
