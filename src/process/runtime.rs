@@ -442,7 +442,8 @@ pub fn run(
     let mut last_checkpoint = Instant::now();
     let mut since_checkpoint = 0u64;
     let mut last_idle_check = Instant::now();
-    let started = Instant::now();
+    // Since when this run has been idle with partitions not done (`--exit-when-idle`).
+    let mut unfinished_since: Option<Instant> = None;
     // Micro-batches: score and publish once this many listings wait, or this long after the first.
     let (batch_rows, linger) = (cfg.score.batch_rows, cfg.score.linger);
     let mut waiting_since: Option<Instant> = None;
@@ -641,11 +642,17 @@ pub fn run(
                 if all_done(&s, &owned)? {
                     break;
                 }
-                if started.elapsed() > Duration::from_secs(600) {
+                // Idle, yet some partition is not done (another instance still reads it, or the
+                // broker stalls): give up only after 600 s of this without a break — not 600 s
+                // after the start, which a long backlog alone would pass.
+                let since = *unfinished_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(600) {
                     return Err(ProcessError::Other(
-                        "--exit-when-idle: partitions still not done after 600 s".into(),
+                        "--exit-when-idle: partitions still not done after 600 s idle".into(),
                     ));
                 }
+            } else {
+                unfinished_since = None;
             }
         }
     }
