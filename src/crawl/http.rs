@@ -207,9 +207,7 @@ impl PoliteClient {
             tokio::time::sleep(wait).await;
         }
     }
-}
 
-impl PoliteClient {
     /// Reads a body chunk by chunk, refusing it once it passes the cap (announced or not). The outer
     /// error ends the request; the inner one is a transport error, which is retried.
     async fn body(

@@ -148,6 +148,24 @@ fn report_difference(
     }
 }
 
+/// Waits up to 3 min for the MySQL sink at `url` to hold `want`; otherwise says which listings differ
+/// and fails.
+async fn assert_catches_up(env: &TestEnv, url: &str, want: &BTreeMap<String, String>, what: &str) {
+    let caught_up = wait_until(what, Duration::from_secs(180), || async {
+        mysql_rows(url).await.is_some_and(|r| r == *want)
+    })
+    .await;
+    if !caught_up {
+        let got = mysql_rows(url).await.unwrap_or_default();
+        report_difference(env, want, &got);
+        panic!(
+            "the sink does not hold what was published: {} rows, {} live listings",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
 /// Runs `roomstream` to completion, asserting success.
 fn run_ok(env: &TestEnv, args: &[&str]) {
     let out = env.roomstream(args);
@@ -303,21 +321,7 @@ async fn mariadb_down_for_30_s_the_mysql_sink_waits_unready_and_loses_nothing() 
     // see the note on clocks in the README's reliability section).
     let want =
         uninterrupted_mysql(&env, &format!("mysql://root@{}/rs_reference", maria.addr())).await;
-    let caught_up = wait_until(
-        "the sink holds all four days",
-        Duration::from_secs(180),
-        || async { mysql_rows(&url).await.is_some_and(|r| r == want) },
-    )
-    .await;
-    if !caught_up {
-        let got = mysql_rows(&url).await.unwrap_or_default();
-        report_difference(&env, &want, &got);
-        panic!(
-            "the sink does not hold what was published: {} rows, {} live listings",
-            got.len(),
-            want.len()
-        );
-    }
+    assert_catches_up(&env, &url, &want, "the sink holds all four days").await;
     let body = wait_ready(ops, 200, "sink-mysql recovered", Duration::from_secs(30)).await;
     assert!(
         body["retries"].as_u64().unwrap_or(0) >= 3,
@@ -416,23 +420,15 @@ async fn the_s3_server_down_for_30_s_the_processor_and_the_s3_sink_retry_and_end
     // version of each listing).
     let db = format!("rs_{}", uuid::Uuid::now_v7().simple());
     let reference = format!("mysql://root@127.0.0.1:3306/{db}");
-    let want: Vec<(String, i64, String)> = uninterrupted_mysql(&env, &reference)
-        .await
-        .into_iter()
-        .map(|(id, sha)| (id, 0, sha))
-        .collect();
+    let want = uninterrupted_mysql(&env, &reference).await;
     if let Ok(p) = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql").await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
             .execute(&p)
             .await;
     }
-    let got: Vec<(String, i64, String)> = crate::sink::snapshot_rows(&env)
-        .await
-        .into_iter()
-        .map(|(id, _, sha)| (id, 0, sha))
-        .collect();
+    let rows = crate::sink::snapshot_rows(&env).await;
     // One row per listing (a listing that moved region once stayed in its old region's file too).
-    let mut ids: Vec<&String> = got.iter().map(|r| &r.0).collect();
+    let mut ids: Vec<&String> = rows.iter().map(|r| &r.0).collect();
     ids.sort();
     let twice: Vec<&&String> = ids
         .windows(2)
@@ -443,37 +439,9 @@ async fn the_s3_server_down_for_30_s_the_processor_and_the_s3_sink_retry_and_end
         twice.is_empty(),
         "listings held twice in the S3 snapshot: {twice:?}"
     );
-    if crate::sink::sum(&got) != crate::sink::sum(&want) {
-        // Say which listings differ and what the topic holds for them.
-        let w: BTreeMap<&String, (i64, &String)> =
-            want.iter().map(|(k, c, h)| (k, (*c, h))).collect();
-        let g: BTreeMap<&String, (i64, &String)> =
-            got.iter().map(|(k, c, h)| (k, (*c, h))).collect();
-        let differ: Vec<&&String> = w
-            .keys()
-            .chain(g.keys())
-            .filter(|k| w.get(**k) != g.get(**k))
-            .collect();
-        for k in differ.iter().take(5) {
-            let records: Vec<String> = env
-                .read_topic(TopicKind::Listings)
-                .into_iter()
-                .filter(|r| &&r.key == *k)
-                .map(|r| {
-                    let clock = if r.value.is_empty() {
-                        None
-                    } else {
-                        r.json()["version"]["clock"].as_i64()
-                    };
-                    format!("p{} len {} clock {clock:?}", r.partition, r.value.len())
-                })
-                .collect();
-            eprintln!(
-                "differs {k}: published {:?}, S3 {:?}; topic: {records:?}",
-                w.get(**k),
-                g.get(**k)
-            );
-        }
+    let got: BTreeMap<String, String> = rows.into_iter().map(|(id, _, sha)| (id, sha)).collect();
+    if got != want {
+        report_difference(&env, &want, &got);
         panic!(
             "S3 snapshot ({} rows) vs an uninterrupted sink's ({})",
             got.len(),
@@ -560,21 +528,13 @@ async fn a_broker_restart_mid_run_leaves_the_processor_and_the_mysql_sink_as_if_
     .await;
     let reference = format!("mysql://root@127.0.0.1:3306/{db}_ref");
     let want = uninterrupted_mysql(&env, &reference).await;
-    let caught_up = wait_until(
+    assert_catches_up(
+        &env,
+        &url,
+        &want,
         "the sink holds what an uninterrupted one does",
-        Duration::from_secs(180),
-        || async { mysql_rows(&url).await.is_some_and(|r| r == want) },
     )
     .await;
-    if !caught_up {
-        let got = mysql_rows(&url).await.unwrap_or_default();
-        report_difference(&env, &want, &got);
-        panic!(
-            "the sink does not hold what was published: {} rows, {} live listings",
-            got.len(),
-            want.len()
-        );
-    }
     wait_ready(pops, 200, "process recovered", Duration::from_secs(60)).await;
     wait_ready(sops, 200, "sink recovered", Duration::from_secs(60)).await;
     interrupt(process, "the processor");
