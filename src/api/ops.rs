@@ -25,10 +25,12 @@ use crate::sink::status::SinkStatus;
 /// How stale `/status` and the sink gauges may be.
 pub const STATUS_MAX_AGE: Duration = Duration::from_secs(5);
 
-/// The last status read, and when.
+/// The last status read, and when. At most one request reads afresh at a time; while it does, the
+/// others are answered from the last read, so a slow store or broker never holds up scrapes.
 #[derive(Debug, Default)]
 pub struct StatusCache {
-    slot: Mutex<Option<(Instant, Arc<Vec<SinkStatus>>)>>,
+    last: std::sync::Mutex<Option<(Instant, Arc<Vec<SinkStatus>>)>>,
+    reading: Mutex<()>,
 }
 
 /// Each sink's epoch.
@@ -50,8 +52,8 @@ pub struct SinkView {
     /// The epoch: next offset made durable, per partition (JSON object keys are strings: `"0"`…).
     #[schema(value_type = std::collections::BTreeMap<String, i64>)]
     pub positions: std::collections::BTreeMap<i32, i64>,
-    /// Records between the epoch and the topic's end.
-    pub lag: i64,
+    /// Records between the epoch and the topic's end; null when the broker did not answer in time.
+    pub lag: Option<i64>,
     /// Latest commit (RFC 3339, UTC).
     pub committed_at: Option<String>,
     /// Why the destination could not be read, if it could not.
@@ -59,16 +61,34 @@ pub struct SinkView {
 }
 
 impl StatusCache {
+    /// The last read if it is younger than [`STATUS_MAX_AGE`]; otherwise this request reads afresh
+    /// (within about `sink::status::READ_TIMEOUT`), unless another already is: then it gets the last
+    /// read, or waits for the first.
     async fn get(&self, state: &AppState) -> Arc<Vec<SinkStatus>> {
-        let mut slot = self.slot.lock().await;
-        if let Some((at, s)) = &*slot
+        let last = self.last();
+        if let Some((at, s)) = &last
             && at.elapsed() < STATUS_MAX_AGE
         {
             return s.clone();
         }
+        let _reading = match (self.reading.try_lock(), last) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some((_, s))) => return s,
+            (Err(_), None) => self.reading.lock().await,
+        };
+        // The read this request waited for may have just finished.
+        if let Some((at, s)) = self.last()
+            && at.elapsed() < STATUS_MAX_AGE
+        {
+            return s;
+        }
         let s = Arc::new(crate::sink::status::collect(state.status_config()).await);
-        *slot = Some((Instant::now(), s.clone()));
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), s.clone()));
         s
+    }
+
+    fn last(&self) -> Option<(Instant, Arc<Vec<SinkStatus>>)> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -159,12 +179,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     );
     extra.push_str("# TYPE roomstream_sink_lag_records gauge\n");
     for s in all.iter().filter(|s| s.error.is_none()) {
+        let Some(lag) = s.lag else { continue };
         let _ = writeln!(
             extra,
-            "roomstream_sink_lag_records{{sink=\"{}\",topic=\"{}\"}} {}",
+            "roomstream_sink_lag_records{{sink=\"{}\",topic=\"{}\"}} {lag}",
             escape(&s.sink),
             escape(&s.topic),
-            s.lag
         );
     }
     extra.push_str(

@@ -205,7 +205,7 @@ pub async fn status(cfg: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> 
                         r.sink,
                         r.topic,
                         r.positions.values().sum::<i64>(),
-                        r.lag,
+                        r.lag.map_or("?".to_string(), |l| l.to_string()),
                         r.committed_at.as_deref().unwrap_or("-"),
                         r.positions
                     );

@@ -22,13 +22,20 @@ pub struct SinkStatus {
     pub topic: String,
     /// Next offset made durable, per partition.
     pub positions: BTreeMap<i32, i64>,
-    /// Records between the positions and the topic's end, in all.
-    pub lag: i64,
+    /// Records between the positions and the topic's end, in all; `None` when the broker did not
+    /// answer within [`READ_TIMEOUT`].
+    pub lag: Option<i64>,
     /// Latest commit (UTC), if any.
     pub committed_at: Option<String>,
     /// Why the destination could not be read, if it could not.
     pub error: Option<String>,
 }
+
+/// How long reading one destination, or the topics' ends from the broker, may take. The reads run
+/// side by side, so a status call answers within about this long however slow a store is: a store
+/// that does not answer in time reports that as its error, a broker that does not leaves the lag
+/// unknown.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Reads every sink's status (a destination that cannot be reached reports its error).
 pub async fn collect(cfg: &Config) -> Vec<SinkStatus> {
@@ -38,22 +45,49 @@ pub async fn collect(cfg: &Config) -> Vec<SinkStatus> {
 /// [`collect`] for some sinks only, touching only their destinations (`roomstream status --sink mysql`,
 /// a sink container's health check).
 pub async fn collect_some(cfg: &Config, kinds: &[SinkKind]) -> Vec<SinkStatus> {
-    let ends = tokio::task::block_in_place(|| end_offsets(cfg)).unwrap_or_default();
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    let kafka = cfg.kafka.clone();
+    let ends = tokio::task::spawn_blocking(move || end_offsets(&kafka, deadline));
+    let reads = futures::future::join_all(kinds.iter().map(|&kind| async move {
+        match tokio::time::timeout(READ_TIMEOUT, read(cfg, kind)).await {
+            Ok(read) => (kind, read.map_err(|e| e.to_string())),
+            Err(_) => (
+                kind,
+                Err(format!(
+                    "the destination did not answer within {}",
+                    humantime::format_duration(READ_TIMEOUT)
+                )),
+            ),
+        }
+    }));
+    let (ends, reads) = tokio::join!(ends, reads);
+    let ends = match ends {
+        Ok(Ok(ends)) => Some(ends),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Could not read the topics' ends; sink lag unknown.");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "The topic-end probe failed; sink lag unknown.");
+            None
+        }
+    };
     let mut out = Vec::new();
-    for &kind in kinds {
-        match read(cfg, kind).await {
+    for (kind, read) in reads {
+        match read {
             Ok(rows) => {
                 for (topic, (positions, committed_at)) in rows {
-                    let lag = ends
-                        .get(&topic)
-                        .map(|e| {
-                            e.iter()
-                                .map(|(p, end)| {
-                                    (end - positions.get(p).copied().unwrap_or(0)).max(0)
-                                })
-                                .sum()
-                        })
-                        .unwrap_or(0);
+                    let lag = ends.as_ref().map(|ends| {
+                        ends.get(&topic)
+                            .map(|e| {
+                                e.iter()
+                                    .map(|(p, end)| {
+                                        (end - positions.get(p).copied().unwrap_or(0)).max(0)
+                                    })
+                                    .sum()
+                            })
+                            .unwrap_or(0)
+                    });
                     out.push(SinkStatus {
                         sink: kind.name().into(),
                         topic: topic.def().suffix.clone(),
@@ -68,9 +102,9 @@ pub async fn collect_some(cfg: &Config, kinds: &[SinkKind]) -> Vec<SinkStatus> {
                 sink: kind.name().into(),
                 topic: TopicKind::Listings.def().suffix.clone(),
                 positions: BTreeMap::new(),
-                lag: 0,
+                lag: None,
                 committed_at: None,
-                error: Some(e.to_string()),
+                error: Some(e),
             }),
         }
     }
@@ -155,8 +189,12 @@ fn progress_of(rows: Vec<(i32, i64, Option<String>)>) -> (BTreeMap<i32, i64>, Op
     )
 }
 
-fn end_offsets(cfg: &Config) -> Result<BTreeMap<TopicKind, BTreeMap<i32, i64>>, SinkError> {
-    let probe: BaseConsumer = client_config(&cfg.kafka).create()?;
+/// Each partition's end (high watermark) of the topics sinks read, asking until `deadline`.
+fn end_offsets(
+    kafka: &crate::config::KafkaConfig,
+    deadline: std::time::Instant,
+) -> Result<BTreeMap<TopicKind, BTreeMap<i32, i64>>, SinkError> {
+    let probe: BaseConsumer = client_config(kafka).create()?;
     let mut out = BTreeMap::new();
     for topic in [
         TopicKind::Listings,
@@ -164,10 +202,11 @@ fn end_offsets(cfg: &Config) -> Result<BTreeMap<TopicKind, BTreeMap<i32, i64>>, 
         TopicKind::Sweeps,
         TopicKind::Dlq,
     ] {
-        let name = topic.name(&cfg.kafka.namespace);
+        let name = topic.name(&kafka.namespace);
         let mut e = BTreeMap::new();
         for p in 0..topic.def().partitions {
-            let (_, high) = probe.fetch_watermarks(&name, p, Duration::from_secs(5))?;
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (_, high) = probe.fetch_watermarks(&name, p, left.max(Duration::from_millis(1)))?;
             e.insert(p, high);
         }
         out.insert(topic, e);

@@ -1077,6 +1077,28 @@ async fn requests_over_the_in_flight_limit_are_shed_and_slow_headers_are_cut_off
         "the first ran into its timeout"
     );
 
+    // A store that never answers is reported, not waited for: /api/v1/status answers within about
+    // `sink::status::READ_TIMEOUT` (2 s), inside the 3 s request timeout, naming the silent store.
+    let started = std::time::Instant::now();
+    let status = reqwest::get(format!("{base}/api/v1/status"))
+        .await
+        .expect("get");
+    let took = started.elapsed();
+    assert_eq!(status.status().as_u16(), 200, "after {took:?}");
+    let body: Value = status.json().await.expect("JSON");
+    let mysql = body["sinks"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["sink"] == "mysql"))
+        .unwrap_or_else(|| panic!("a mysql entry: {body}"));
+    assert!(
+        mysql["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not answer within 2s")),
+        "{mysql}"
+    );
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    eprintln!("limits: /api/v1/status with a silent MySQL answered in {took:?}");
+
     // Headers begun and never finished: the connection is closed after about a second.
     let addr = base.trim_start_matches("http://").to_string();
     let mut sock = tokio::net::TcpStream::connect(&addr)
