@@ -119,6 +119,21 @@ impl TestEnv {
         read_topic(&self.cfg, kind)
     }
 
+    /// How many records a topic holds (high minus low watermark, summed over its partitions), without
+    /// reading them: a million-event topic on a loaded broker takes minutes to read.
+    pub fn count(&self, kind: TopicKind) -> i64 {
+        let consumer: BaseConsumer = client_config(&self.cfg.kafka).create().expect("consumer");
+        let topic = kind.name(self.namespace());
+        (0..kind.def().partitions)
+            .map(|p| {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, p, Duration::from_secs(20))
+                    .expect("watermarks");
+                high - low
+            })
+            .sum()
+    }
+
     /// Runs the `roomstream` binary with this test's namespace and broker.
     pub fn roomstream(&self, args: &[&str]) -> Output {
         roomstream_with(&self.env_vars(), args)
@@ -245,19 +260,21 @@ pub fn read_topic(cfg: &Config, kind: TopicKind) -> Vec<Record> {
         return Vec::new();
     }
     consumer.assign(&assignment).expect("assign");
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    // Gives up after 120 s without a record (not 120 s in all: big topics on a loaded broker take longer).
+    let mut deadline = std::time::Instant::now() + Duration::from_secs(120);
     let done = |p: i32, offset: i64| ends.get(&p).is_some_and(|end| offset + 1 >= *end);
     let mut finished: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
     let wanted = ends.len();
     while finished.len() < wanted {
         assert!(
             std::time::Instant::now() < deadline,
-            "timed out reading {topic}"
+            "no record of {topic} for 120 s"
         );
         let Some(msg) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
         let msg = msg.expect("consume");
+        deadline = std::time::Instant::now() + Duration::from_secs(120);
         by_partition
             .entry(msg.partition())
             .or_default()
