@@ -62,7 +62,7 @@ pub struct SinkView {
 
 impl StatusCache {
     /// The last read if it is younger than [`STATUS_MAX_AGE`]; otherwise this request reads afresh
-    /// (within about `sink::status::READ_TIMEOUT`), unless another already is: then it gets the last
+    /// (within ¾ of `api.request_timeout`), unless another already is: then it gets the last
     /// read, or waits for the first.
     async fn get(&self, state: &AppState) -> Arc<Vec<SinkStatus>> {
         let last = self.last();
@@ -82,7 +82,9 @@ impl StatusCache {
         {
             return s;
         }
-        let s = Arc::new(crate::sink::status::collect(state.status_config()).await);
+        // Three quarters of the request timeout: the answer still fits inside it.
+        let within = state.status_config().api.request_timeout * 3 / 4;
+        let s = Arc::new(crate::sink::status::collect(state.status_config(), within).await);
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), s.clone()));
         s
     }

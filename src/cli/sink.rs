@@ -12,6 +12,9 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Config;
+
+/// How long `roomstream status` gives the broker and each destination (read side by side).
+const STATUS_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::health::Health;
 use crate::process::checkpoint::{Checkpoint, CheckpointStore};
 use crate::process::engine::{Engine, Output, PartitionState, Position};
@@ -180,9 +183,9 @@ pub async fn sink(cfg: &Config, args: SinkArgs) -> anyhow::Result<ExitCode> {
 /// `roomstream status`.
 pub async fn status(cfg: &Config, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let rows = if args.sinks.is_empty() {
-        status::collect(cfg).await
+        status::collect(cfg, STATUS_WITHIN).await
     } else {
-        status::collect_some(cfg, &args.sinks).await
+        status::collect_some(cfg, &args.sinks, STATUS_WITHIN).await
     };
     let mut w = std::io::stdout().lock();
     if args.json {

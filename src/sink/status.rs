@@ -23,7 +23,7 @@ pub struct SinkStatus {
     /// Next offset made durable, per partition.
     pub positions: BTreeMap<i32, i64>,
     /// Records between the positions and the topic's end, in all; `None` when the broker did not
-    /// answer within [`READ_TIMEOUT`].
+    /// answer in time.
     pub lag: Option<i64>,
     /// Latest commit (UTC), if any.
     pub committed_at: Option<String>,
@@ -31,31 +31,28 @@ pub struct SinkStatus {
     pub error: Option<String>,
 }
 
-/// How long reading one destination, or the topics' ends from the broker, may take. The reads run
-/// side by side, so a status call answers within about this long however slow a store is: a store
-/// that does not answer in time reports that as its error, a broker that does not leaves the lag
-/// unknown.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Reads every sink's status (a destination that cannot be reached reports its error).
-pub async fn collect(cfg: &Config) -> Vec<SinkStatus> {
-    collect_some(cfg, &SinkKind::ALL).await
+/// Reads every sink's status (a destination that cannot be reached reports its error). The broker
+/// and each destination are read side by side, each given `within`: a store that does not answer in
+/// time reports that as its error, a broker that does not leaves the lag unknown — so a status call
+/// answers within about `within` however slow a store is.
+pub async fn collect(cfg: &Config, within: Duration) -> Vec<SinkStatus> {
+    collect_some(cfg, &SinkKind::ALL, within).await
 }
 
 /// [`collect`] for some sinks only, touching only their destinations (`roomstream status --sink mysql`,
 /// a sink container's health check).
-pub async fn collect_some(cfg: &Config, kinds: &[SinkKind]) -> Vec<SinkStatus> {
-    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+pub async fn collect_some(cfg: &Config, kinds: &[SinkKind], within: Duration) -> Vec<SinkStatus> {
+    let deadline = std::time::Instant::now() + within;
     let kafka = cfg.kafka.clone();
     let ends = tokio::task::spawn_blocking(move || end_offsets(&kafka, deadline));
     let reads = futures::future::join_all(kinds.iter().map(|&kind| async move {
-        match tokio::time::timeout(READ_TIMEOUT, read(cfg, kind)).await {
+        match tokio::time::timeout(within, read(cfg, kind)).await {
             Ok(read) => (kind, read.map_err(|e| e.to_string())),
             Err(_) => (
                 kind,
                 Err(format!(
                     "the destination did not answer within {}",
-                    humantime::format_duration(READ_TIMEOUT)
+                    humantime::format_duration(within)
                 )),
             ),
         }
