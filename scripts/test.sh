@@ -40,6 +40,11 @@ status=${PIPESTATUS[0]}
 set -e
 echo
 echo "== roomstream test summary =="
-grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|real fixtures:|events/s|^ *faults:|^ *outage:|no panic$|scanned .* text files" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
+grep -E "^ +(Summary|FAIL)|^test result:|fixture crawl:|real fixtures:|events/s|^ *faults:|^ *outage:|^ *compaction:|no panic$|scanned .* text files" /tmp/roomstream-test.log | sed 's/^ *//' | sort -u || true
+# Why each failing test failed, at the end where a truncated log still shows it.
+if [ "$status" != 0 ] && grep -q "panicked at" /tmp/roomstream-test.log; then
+  echo "== why the failing tests failed =="
+  grep -A3 "panicked at" /tmp/roomstream-test.log | sed 's/^ *//' | cut -c1-400 | head -60
+fi
 echo "exit status: $status; wall time: $(( $(date +%s) - start )) s"
 exit "$status"

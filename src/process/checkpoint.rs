@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::engine::PartitionState;
 use crate::config::StoreConfig;
 
-/// Bumped whenever the state's layout changes (2: the resolver's blocks are hashes).
-pub const FORMAT: u32 = 2;
+/// Bumped whenever the state's layout or meaning changes (2: the resolver's blocks are hashes;
+/// 3: canonical ids include the partition, [`super::resolve::canonical_id`]).
+pub const FORMAT: u32 = 3;
 
 /// What one checkpoint object holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

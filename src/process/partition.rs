@@ -257,9 +257,10 @@ pub(super) fn relink(part: &mut Part, key: &SourceKey, threshold: f64, metrics: 
     };
     let listing = live(key).map(|(l, _)| l);
     let mut touched = Touched::default();
+    let partition = part.state.partition;
     part.state
         .clusters
-        .update(key, listing, &live, threshold, &mut touched);
+        .update(partition, key, listing, &live, threshold, &mut touched);
     metrics
         .merges
         .fetch_add(touched.merges, std::sync::atomic::Ordering::Relaxed);

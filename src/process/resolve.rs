@@ -181,9 +181,15 @@ fn jaccard(a: &str, b: &str) -> f64 {
     both as f64 / (x.len() + y.len() - both) as f64
 }
 
-/// The canonical id of a component founded by `founder`: `L` and 16 hex digits of its key's SHA-256.
-pub fn canonical_id(founder: &SourceKey) -> String {
-    let digest = Sha256::digest(founder.to_string().as_bytes());
+/// The canonical id of a component founded by `founder` in `partition`: `L` and 16 hex digits of the
+/// SHA-256 of both. The partition is part of it because each partition publishes its listings with
+/// clocks of its own, which do not compare with another's: a flat that moves into a region another
+/// partition owns (its observations re-geocoded) becomes a listing of that partition, under another
+/// id, while its old partition ends the one it held. Were the id the same, the old partition's
+/// tombstone and the new one's upsert would share a key of `listings.v1`, and the sinks' rule (the
+/// newest clock wins) and the topic's compaction (the last record wins) could disagree about it.
+pub fn canonical_id(partition: i32, founder: &SourceKey) -> String {
+    let digest = Sha256::digest(format!("{partition}/{founder}").as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("L{hex}")
 }
@@ -232,6 +238,7 @@ impl Clusters {
     /// the components around it. `first_seen` and `lookup` give the other listings' data.
     pub fn update<'a>(
         &mut self,
+        partition: i32,
         key: &SourceKey,
         listing: Option<&SourceListing>,
         lookup: &dyn Fn(&SourceKey) -> Option<(&'a SourceListing, i64)>,
@@ -321,7 +328,7 @@ impl Clusters {
                 .min_by_key(|k| (lookup(k).map_or(i64::MAX, |(_, first)| first), (*k).clone()))
                 .cloned()
                 .unwrap_or_else(|| start.clone());
-            let id = canonical_id(&founder);
+            let id = canonical_id(partition, &founder);
             let previous: BTreeSet<&String> =
                 component.iter().filter_map(|k| self.of.get(k)).collect();
             if previous.len() > 1 {
@@ -478,7 +485,7 @@ mod tests {
             let snapshot = data.clone();
             let lookup = |k: &SourceKey| snapshot.get(k).map(|(l, f)| (l, *f));
             let mut t = Touched::default();
-            c.update(&k, Some(&data[&k].0), &lookup, 0.72, &mut t);
+            c.update(0, &k, Some(&data[&k].0), &lookup, 0.72, &mut t);
         }
         assert_eq!(
             c.of[&z.key], c.of[&d.key],
@@ -486,7 +493,7 @@ mod tests {
         );
         assert_eq!(
             c.of[&z.key],
-            canonical_id(&z.key),
+            canonical_id(0, &z.key),
             "the id comes from the first-seen member"
         );
         assert_ne!(c.of[&other.key], c.of[&z.key], "a flat 1 km away does not");
@@ -503,11 +510,11 @@ mod tests {
         let snapshot = data.clone();
         let lookup = |k: &SourceKey| snapshot.get(k).map(|(l, f)| (l, *f));
         let mut t = Touched::default();
-        c.update(&d.key, Some(&moved), &lookup, 0.72, &mut t);
+        c.update(0, &d.key, Some(&moved), &lookup, 0.72, &mut t);
         assert_ne!(c.of[&z.key], c.of[&d.key]);
-        assert_eq!(c.of[&d.key], canonical_id(&d.key));
+        assert_eq!(c.of[&d.key], canonical_id(0, &d.key));
         assert!(
-            t.live.contains(&canonical_id(&z.key)) && t.live.contains(&canonical_id(&d.key)),
+            t.live.contains(&canonical_id(0, &z.key)) && t.live.contains(&canonical_id(0, &d.key)),
             "{t:?}"
         );
         assert_eq!(c.len(), 3);

@@ -3,6 +3,7 @@
 //! under the processor (its checkpoints) and the S3 sink, and the broker killed and restarted under
 //! the processor and the MySQL sink. Each time the components keep running, say why on `/readyz`
 //! (503) while it lasts, retry with backoff, and end holding exactly what an uninterrupted run holds.
+//! And the broker restarted to compact `listings.v1`: a sink rebuilt from what is left holds the same.
 
 use std::collections::BTreeMap;
 use std::process::Child;
@@ -13,7 +14,7 @@ use roomstream::topics::TopicKind;
 use sha2::{Digest, Sha256};
 
 use crate::support::private::{Kind, Private, free_port};
-use crate::support::{TestEnv, spawn_env};
+use crate::support::{Record, TestEnv, spawn_env};
 
 /// How long MariaDB and the S3 server stay down.
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -107,9 +108,10 @@ where
     true
 }
 
-/// Prints up to 8 listings that differ between `want` and `got`, with what the topic holds for each.
+/// Prints up to 8 listings that differ between `want` and `got`, with what `records` (the topic, as
+/// read) hold for each: partition, the publishing processor partition and clock, value digest.
 fn report_difference(
-    env: &TestEnv,
+    records: &[Record],
     want: &BTreeMap<String, String>,
     got: &BTreeMap<String, String>,
 ) {
@@ -119,21 +121,22 @@ fn report_difference(
         .filter(|k| want.get(*k) != got.get(*k))
         .collect();
     eprintln!("{} listings differ", differ.len());
-    let records = env.read_topic(TopicKind::Listings);
     for k in differ.iter().take(8) {
         let history: Vec<String> = records
             .iter()
             .filter(|r| &&r.key == k)
             .map(|r| {
-                let clock = if r.value.is_empty() {
-                    None
+                let (from, clock) = if r.value.is_empty() {
+                    (None, r.clock_header)
                 } else {
-                    r.json()["version"]["clock"].as_i64()
+                    let v = &r.json()["version"];
+                    (v["partition"].as_i64(), v["clock"].as_i64())
                 };
                 let sha = change::hex(&Sha256::digest(&r.value));
                 format!(
-                    "p{} clock {clock:?} {}",
+                    "p{} @{} from {from:?} clock {clock:?} {}",
                     r.partition,
+                    r.offset,
                     sha.get(..8).unwrap_or_default()
                 )
             })
@@ -157,7 +160,7 @@ async fn assert_catches_up(env: &TestEnv, url: &str, want: &BTreeMap<String, Str
     .await;
     if !caught_up {
         let got = mysql_rows(url).await.unwrap_or_default();
-        report_difference(env, want, &got);
+        report_difference(&env.read_topic(TopicKind::Listings), want, &got);
         panic!(
             "the sink does not hold what was published: {} rows, {} live listings",
             got.len(),
@@ -441,7 +444,7 @@ async fn the_s3_server_down_for_30_s_the_processor_and_the_s3_sink_retry_and_end
     );
     let got: BTreeMap<String, String> = rows.into_iter().map(|(id, _, sha)| (id, sha)).collect();
     if got != want {
-        report_difference(&env, &want, &got);
+        report_difference(&env.read_topic(TopicKind::Listings), &want, &got);
         panic!(
             "S3 snapshot ({} rows) vs an uninterrupted sink's ({})",
             got.len(),
@@ -449,8 +452,24 @@ async fn the_s3_server_down_for_30_s_the_processor_and_the_s3_sink_retry_and_end
         );
     }
     // How many listings moved region on the way (each must be in its last region's file only).
+    // And how many records came with a clock below one published before them for the same listing
+    // (a restored processor publishing again what it had published: the sinks keep the newer one).
     let mut regions: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut clocks: BTreeMap<String, i64> = BTreeMap::new();
+    let mut older = 0;
     for r in env.read_topic(TopicKind::Listings) {
+        let clock = if r.value.is_empty() {
+            r.clock_header
+        } else {
+            r.json()["version"]["clock"].as_i64()
+        };
+        if let Some(c) = clock {
+            let newest = clocks.entry(r.key.clone()).or_insert(c);
+            if c < *newest {
+                older += 1;
+            }
+            *newest = (*newest).max(c);
+        }
         if let Some(code) = (!r.value.is_empty())
             .then(|| r.json()["region_code"].as_str().map(str::to_string))
             .flatten()
@@ -460,7 +479,7 @@ async fn the_s3_server_down_for_30_s_the_processor_and_the_s3_sink_retry_and_end
     }
     let moved = regions.values().filter(|r| r.len() > 1).count();
     eprintln!(
-        "outage: S3 down {:.0} s; {} listings ({moved} moved region); processor 503 × {checks}; sink unready seen: {sink_unready}",
+        "outage: S3 down {:.0} s; {} listings ({moved} moved region, {older} records older than one before them); processor 503 × {checks}; sink unready seen: {sink_unready}",
         OUTAGE.as_secs_f64(),
         want.len()
     );
@@ -545,5 +564,75 @@ async fn a_broker_restart_mid_run_leaves_the_processor_and_the_mysql_sink_as_if_
                 .execute(&p)
                 .await;
         }
+    }
+}
+
+/// Compaction: Tansu deletes every record of a compacted topic that a later record with the same key
+/// supersedes (the shared broker's tests get a day between compactions; this one asks for them). A sink
+/// rebuilt from the compacted `listings.v1` holds what one that read the whole history holds: the
+/// topics can be replayed to rebuild everything (DESIGN.md).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_rebuilt_from_the_compacted_changelog_holds_what_one_that_read_it_whole_holds() {
+    let mut broker = tokio::task::spawn_blocking(|| Private::start(Kind::Broker))
+        .await
+        .expect("start");
+    let brokers = broker.addr();
+    let env = spawn_env(&[("kafka", "brokers", brokers.as_str())]).await;
+    // Two days of a small city, then four: each listing published again as it changes, is removed,
+    // relisted, merged or split.
+    feed(&env, "2");
+    run_ok(&env, &["process", "--exit-when-idle"]);
+    feed(&env, "4");
+    run_ok(&env, &["process", "--exit-when-idle"]);
+    let history = env.read_topic(TopicKind::Listings);
+    let whole = history.len();
+    let (a, b) = (
+        format!("rs_{}", uuid::Uuid::now_v7().simple()),
+        format!("rs_{}", uuid::Uuid::now_v7().simple()),
+    );
+    let read_whole = uninterrupted_mysql(&env, &format!("mysql://root@127.0.0.1:3306/{a}")).await;
+    // The broker again, compacting every second (and once at start).
+    broker.kill();
+    broker.compaction_every = "1s";
+    let broker = tokio::task::spawn_blocking(move || {
+        broker.resume();
+        broker
+    })
+    .await
+    .expect("resume");
+    wait_for_compaction(&env, whole);
+    let compacted = env.read_topic(TopicKind::Listings).len();
+    let rebuilt = uninterrupted_mysql(&env, &format!("mysql://root@127.0.0.1:3306/{b}")).await;
+    if let Ok(p) = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/mysql").await {
+        for db in [&a, &b] {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
+                .execute(&p)
+                .await;
+        }
+    }
+    if rebuilt != read_whole {
+        report_difference(&history, &read_whole, &rebuilt);
+        panic!(
+            "rebuilt from the compacted topic: {} listings; from the whole history: {}",
+            rebuilt.len(),
+            read_whole.len()
+        );
+    }
+    drop(broker);
+    eprintln!(
+        "compaction: listings.v1 {whole} records → {compacted} after compaction; {} listings either way",
+        read_whole.len()
+    );
+}
+
+/// Waits until the broker has compacted `listings.v1` below `whole` records.
+fn wait_for_compaction(env: &TestEnv, whole: usize) {
+    let started = Instant::now();
+    while env.read_topic(TopicKind::Listings).len() >= whole {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "listings.v1 still holds {whole} records after 60 s of compaction every second"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }

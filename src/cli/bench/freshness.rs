@@ -166,10 +166,13 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Report> {
                     && started.elapsed() >= next_probe
                 {
                     next_probe = started.elapsed() + Duration::from_secs_f64(1.0 / PROBES_PER_S);
-                    let id = canonical_id(&SourceKey {
-                        platform: s.platform,
-                        id: s.source_listing_id.clone(),
-                    });
+                    let id = canonical_id(
+                        super::feed::partition_of(key),
+                        &SourceKey {
+                            platform: s.platform,
+                            id: s.source_listing_id.clone(),
+                        },
+                    );
                     probe = Some((s, id));
                 }
                 let produced = Instant::now();

@@ -22,6 +22,9 @@ pub enum Kind {
 pub struct Private {
     pub kind: Kind,
     pub port: u16,
+    /// A broker's time between compactions (Tansu's `maintenance_interval`): a day unless a test
+    /// wants compaction (scripts/services.sh says why), taken at the next start.
+    pub compaction_every: &'static str,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -81,6 +84,7 @@ impl Private {
         let mut p = Private {
             kind,
             port: free_port(),
+            compaction_every: "24h",
             dir,
             child: None,
         };
@@ -117,7 +121,10 @@ impl Private {
                     "--advertised-listener-url",
                     &url,
                     "--storage-engine",
-                    "sqlite://tansu.db",
+                    &format!(
+                        "sqlite://tansu.db?maintenance_interval={}",
+                        self.compaction_every
+                    ),
                 ]);
                 c
             }
