@@ -197,10 +197,10 @@ const KEYS: &[(&str, table::Ty, bool)] = COLUMNS.split_at(6).0;
 type Clocks = BTreeMap<(String, i64), i64>;
 
 /// Where each listing the change files touch ends up: the region of its winning version (a deletion
-/// of unknown region stays where the listing was), `None` when it is held nowhere; and the [`Clocks`]
-/// of the clockless changes. Folds the key columns of the changes over those of the base snapshot,
-/// exactly as [`fold`] would globally — so that each region's fold, which sees only its own files,
-/// gives a clockless tombstone the clock it would get there, not that of the region's last version.
+/// of unknown region stays where the listing was, or goes to `unknown` if it was nowhere); and the
+/// [`Clocks`] of the clockless changes. Folds the key columns of the changes over those of the base
+/// snapshot, exactly as [`fold`] would globally — so that each region's fold, which sees only its own
+/// files, gives a clockless tombstone the clock it would get there, not its region's last version's.
 async fn homes(
     store: &Arc<dyn ObjectStore>,
     base: Option<&Manifest>,
@@ -370,36 +370,6 @@ mod tests {
         }
     }
 
-    /// Writes one batch of rows (all of one region, or tombstones of unknown region) as a change file
-    /// with its commit marker, as the sink does.
-    async fn commit(
-        store: &Arc<dyn ObjectStore>,
-        root: &Path,
-        region: Option<&str>,
-        rows: Vec<Vec<Value>>,
-    ) {
-        let offset = offset_of(&rows[0]);
-        let group = layout::region_group(region);
-        let file = layout::data_file(root, TopicKind::Listings, &group, 0, offset, offset);
-        let bytes = parquet::encode(COLUMNS, &rows).expect("encode");
-        store
-            .put(&file, PutPayload::from(bytes))
-            .await
-            .expect("put");
-        let marker = Commit {
-            topic: "listings.v1".into(),
-            partition: 0,
-            first: offset,
-            last: offset,
-            files: vec![file.to_string()],
-            rows: rows.len() as u64,
-            committed_at: String::new(),
-        };
-        let json = serde_json::to_vec(&marker).expect("json");
-        let path = layout::commit(root, TopicKind::Listings, 0, offset, offset);
-        store.put(&path, PutPayload::from(json)).await.expect("put");
-    }
-
     fn at(region: &str, mut r: Vec<Value>) -> Vec<Value> {
         r[5] = Value::Text(region.into());
         r
@@ -427,37 +397,13 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let root = Path::from("t");
         let snap = |next: i64| BTreeMap::from([(0, next)]);
-        commit(
-            &store,
-            &root,
-            Some("11110"),
-            vec![at("11110", row("a", true, Some(5), 0))],
-        )
-        .await;
-        commit(
-            &store,
-            &root,
-            Some("11140"),
-            vec![at("11140", row("b", true, Some(5), 1))],
-        )
-        .await;
+        commit_batch(&store, &root, &[at("11110", row("a", true, Some(5), 0))]).await;
+        commit_batch(&store, &root, &[at("11140", row("b", true, Some(5), 1))]).await;
         write(&store, &root, &snap(2)).await.expect("epoch 1");
         // a moves to 11140 (its best member changed), and, in the same epoch, an older version
         // of b arrives from 11110: b stays where its newer version is.
-        commit(
-            &store,
-            &root,
-            Some("11140"),
-            vec![at("11140", row("a", true, Some(7), 2))],
-        )
-        .await;
-        commit(
-            &store,
-            &root,
-            Some("11110"),
-            vec![at("11110", row("b", true, Some(4), 3))],
-        )
-        .await;
+        commit_batch(&store, &root, &[at("11140", row("a", true, Some(7), 2))]).await;
+        commit_batch(&store, &root, &[at("11110", row("b", true, Some(4), 3))]).await;
         write(&store, &root, &snap(4)).await.expect("epoch 2");
         assert_eq!(
             held(&store, &root).await,
@@ -467,29 +413,11 @@ mod tests {
             ]
         );
         // A stale version of a in its old region, then a deletion that did not say where.
-        commit(
-            &store,
-            &root,
-            Some("11110"),
-            vec![at("11110", row("a", true, Some(6), 4))],
-        )
-        .await;
-        commit(&store, &root, None, vec![row("a", false, None, 5)]).await;
+        commit_batch(&store, &root, &[at("11110", row("a", true, Some(6), 4))]).await;
+        commit_batch(&store, &root, &[row("a", false, None, 5)]).await;
         // And c, new, moves within one epoch.
-        commit(
-            &store,
-            &root,
-            Some("11110"),
-            vec![at("11110", row("c", true, Some(8), 6))],
-        )
-        .await;
-        commit(
-            &store,
-            &root,
-            Some("11140"),
-            vec![at("11140", row("c", true, Some(9), 7))],
-        )
-        .await;
+        commit_batch(&store, &root, &[at("11110", row("c", true, Some(8), 6))]).await;
+        commit_batch(&store, &root, &[at("11140", row("c", true, Some(9), 7))]).await;
         write(&store, &root, &snap(8)).await.expect("epoch 3");
         assert_eq!(
             held(&store, &root).await,
@@ -563,7 +491,7 @@ mod tests {
                     _ => row(id, false, Some(*c), offset),
                 };
                 if rng.random_range(0..8) == 0 {
-                    r[2] = Value::Null; // a clockless tombstone or upsert
+                    r[2] = Value::Null; // a tombstone without a clock header
                     r[1] = Value::Bool(false);
                 }
                 changes.push(r);
