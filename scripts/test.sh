@@ -14,7 +14,9 @@ scripts/services.sh up test
 # The browser test drives Debian's Chromium with playwright-core (pinned in tests/browser/package-lock.json).
 # Nanum fonts, so that the screenshots it saves show Korean text rather than empty boxes.
 # wrk: the load generator of `roomstream bench api` (its smoke run is a test).
-if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi nanum || ! command -v wrk >/dev/null; then
+# (Not `grep -q`: it stops reading at the first match, fc-list then dies of SIGPIPE, and under
+# pipefail the check failed every time, so every run went to apt.)
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -i nanum >/dev/null || ! command -v wrk >/dev/null; then
   echo "[test] installing Debian's chromium, Korean fonts and wrk for the browser and benchmark tests"
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-nanum wrk >/dev/null
