@@ -83,7 +83,7 @@ impl StatusCache {
             return s;
         }
         // Three quarters of the request timeout: the answer still fits inside it.
-        let within = state.status_config().api.request_timeout * 3 / 4;
+        let within = state.0.request_timeout * 3 / 4;
         let s = Arc::new(crate::sink::status::collect(state.status_config(), within).await);
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), s.clone()));
         s

@@ -12,9 +12,6 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Config;
-
-/// How long `roomstream status` gives the broker and each destination (read side by side).
-const STATUS_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::health::Health;
 use crate::process::checkpoint::{Checkpoint, CheckpointStore};
 use crate::process::engine::{Engine, Output, PartitionState, Position};
@@ -24,6 +21,9 @@ use crate::sink::runner::{self, RunOptions, RunSummary};
 use crate::sink::s3::{S3Sink, archive, layout};
 use crate::sink::{SinkError, SinkKind, status};
 use crate::topics::TopicKind;
+
+/// How long `roomstream status` gives the broker and each destination (read side by side).
+const STATUS_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `roomstream sink …`.
 #[derive(Debug, Args)]

@@ -43,6 +43,13 @@ async fn pipeline_env(extra: &[(&str, &str, &str)]) -> (TestEnv, u16, u16) {
     (spawn_env(&all).await, pops, sops)
 }
 
+/// Starts a private server of `kind` (off the runtime's threads: it waits for the port).
+async fn start(kind: Kind) -> Private {
+    tokio::task::spawn_blocking(move || Private::start(kind))
+        .await
+        .expect("start")
+}
+
 /// `/readyz` of a component: (status code, body).
 async fn readyz(port: u16) -> Option<(u16, serde_json::Value)> {
     let r = reqwest::Client::new()
@@ -271,9 +278,7 @@ async fn hold_outage(child: &mut Running, port: u16, what: &str, since: Instant)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_down_for_30_s_the_mysql_sink_waits_unready_and_loses_nothing() {
-    let mut maria = tokio::task::spawn_blocking(|| Private::start(Kind::MariaDb))
-        .await
-        .expect("start");
+    let mut maria = start(Kind::MariaDb).await;
     let url = format!("mysql://root@{}/rs_outage", maria.addr());
     let ops = free_port();
     let ops_addr = format!("127.0.0.1:{ops}");
@@ -353,9 +358,7 @@ async fn reference_hash() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_s3_server_down_for_30_s_the_processor_and_the_s3_sink_retry_and_end_as_if_uninterrupted()
  {
-    let mut s3 = tokio::task::spawn_blocking(|| Private::start(Kind::Store))
-        .await
-        .expect("start");
+    let mut s3 = start(Kind::Store).await;
     let endpoint = format!("http://{}", s3.addr());
     let (env, pops, sops) = pipeline_env(&[("store", "endpoint", endpoint.as_str())]).await;
     let want_hash = reference_hash().await;
@@ -487,9 +490,7 @@ async fn the_s3_server_down_for_30_s_the_processor_and_the_s3_sink_retry_and_end
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broker_restart_mid_run_leaves_the_processor_and_the_mysql_sink_as_if_uninterrupted() {
-    let mut broker = tokio::task::spawn_blocking(|| Private::start(Kind::Broker))
-        .await
-        .expect("start");
+    let mut broker = start(Kind::Broker).await;
     let brokers = broker.addr();
     let db = format!("rs_{}", uuid::Uuid::now_v7().simple());
     let url = format!("mysql://root@127.0.0.1:3306/{db}");
@@ -573,9 +574,7 @@ async fn a_broker_restart_mid_run_leaves_the_processor_and_the_mysql_sink_as_if_
 /// topics can be replayed to rebuild everything (DESIGN.md).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sink_rebuilt_from_the_compacted_changelog_holds_what_one_that_read_it_whole_holds() {
-    let mut broker = tokio::task::spawn_blocking(|| Private::start(Kind::Broker))
-        .await
-        .expect("start");
+    let mut broker = start(Kind::Broker).await;
     let brokers = broker.addr();
     let env = spawn_env(&[("kafka", "brokers", brokers.as_str())]).await;
     // Two days of a small city, then four: each listing published again as it changes, is removed,
