@@ -230,7 +230,7 @@ pub async fn run_until(
     );
     let _ = writeln!(
         w,
-        "events: new {} changed {} unchanged {} removed {} relisted {} sweeps {}; merges {} splits {}",
+        "events: new {} changed {} unchanged {} removed {} relisted {} sweeps {}; merges {} splits {} flaps {}",
         metrics.get("events", "new"),
         metrics.get("events", "changed"),
         metrics.get("events", "unchanged"),
@@ -239,6 +239,7 @@ pub async fn run_until(
         metrics.get("events", "sweep"),
         metrics.merges.load(std::sync::atomic::Ordering::Relaxed),
         metrics.splits.load(std::sync::atomic::Ordering::Relaxed),
+        metrics.flaps.load(std::sync::atomic::Ordering::Relaxed),
     );
     let _ = writeln!(
         w,

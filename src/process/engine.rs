@@ -278,7 +278,7 @@ impl Engine {
                 .or_default()
                 .insert(skey.clone());
         }
-        let mut slot = part.state.sources.remove(&skey);
+        let mut slot = part.state.sources.remove(&skey).map(|s| *s);
         let before = slot.as_ref().map(view_key);
         let seen = detect::Sighting {
             listing,
@@ -296,7 +296,7 @@ impl Engine {
             {
                 s.raw_digest = raw;
             }
-            part.state.sources.insert(skey.clone(), s);
+            part.state.sources.insert(skey.clone(), Box::new(s));
         }
         self.metrics.event(change.label());
         if let Change::Changed(fields) = &change {
@@ -449,10 +449,13 @@ impl Engine {
     /// reconcile scores everything).
     pub fn flush(&mut self, out: &mut Vec<Output>) -> Result<Flushed, SqlError> {
         let mut done = Flushed::default();
-        let mut batch: Vec<(i32, CanonicalListing)> = Vec::new();
-        let mut inputs: Vec<InputRow> = Vec::new();
+        let mut batch = Batch::default();
         let mut full: BTreeMap<i32, u64> = BTreeMap::new();
-        for (&p, part) in self.parts.iter_mut() {
+        let partitions: Vec<i32> = self.parts.keys().copied().collect();
+        for p in partitions {
+            let Some(part) = self.parts.get_mut(&p) else {
+                continue;
+            };
             let knock_on = std::mem::take(&mut part.live.knock_on);
             if part.catching_up {
                 part.live.to_score.clear();
@@ -468,8 +471,11 @@ impl Engine {
                 done.published += end(part, id, version.clock, &self.metrics, out);
             }
             // Each listing of the batch built once; its row enters the statistics. A full rescore
-            // rebuilds the scoring state from every listing instead.
+            // rebuilds the scoring state from every listing instead, and builds each listing again
+            // when its chunk is scored (holding every built listing of a partition at once would
+            // make a reconcile's memory grow with the partition).
             let mut views: BTreeMap<String, CanonicalListing> = BTreeMap::new();
+            let mut rescored: Vec<String> = Vec::new();
             if std::mem::take(&mut part.rescore) {
                 let ids: Vec<String> = part.state.clusters.members.keys().cloned().collect();
                 full.insert(p, ids.len() as u64);
@@ -480,7 +486,7 @@ impl Engine {
                     {
                         let since = fresh_since(part, &id);
                         rows.push((id.clone(), Row::of(&l, since, self.cfg.score.deposit_rate)));
-                        views.insert(id, l);
+                        rescored.push(id);
                     }
                 }
                 part.live.rebuild(rows, &self.cfg.score);
@@ -506,18 +512,58 @@ impl Engine {
                     views.insert(id, l);
                 }
             }
-            for (id, listing) in views {
-                if let Some((input, next, photos)) = input_for(part, &listing) {
-                    part.live.schedule(&id, next);
-                    part.live.remember_photos(&id, photos);
-                    batch.push((p, listing));
-                    inputs.push(input);
+            rescored.retain(|id| !views.contains_key(id));
+            for (_, listing) in views {
+                batch.add(part, p, listing);
+            }
+            // The rest of a full rescore, chunk by chunk.
+            let mut rest = rescored.into_iter().peekable();
+            while rest.peek().is_some() {
+                if let Some(part) = self.parts.get_mut(&p) {
+                    while batch.inputs.len() < SCORE_CHUNK
+                        && let Some(id) = rest.next()
+                    {
+                        if let Some(l) =
+                            view(part, &self.brokers, &id, version, self.cfg.merge_threshold)
+                        {
+                            batch.add(part, p, l);
+                        }
+                    }
+                }
+                if batch.inputs.len() >= SCORE_CHUNK {
+                    self.score_and_publish(&mut batch, &mut done, out)?;
                 }
             }
         }
-        done.scored = inputs.len() as u64;
-        let scored = self.attach(batch, &inputs)?;
-        let mut changed: BTreeMap<i32, u64> = BTreeMap::new();
+        self.score_and_publish(&mut batch, &mut done, out)?;
+        for (p, total) in full {
+            self.rescored.push(Rescored {
+                partition: p,
+                changed: batch.changed.get(&p).copied().unwrap_or(0),
+                total,
+            });
+        }
+        self.metrics.scored(done.scored, done.knock_on);
+        self.flushed.scored += done.scored;
+        self.flushed.knock_on += done.knock_on.min(done.scored);
+        self.flushed.published += done.published;
+        Ok(done)
+    }
+
+    /// Scores what waits in `batch` in one run of the query, and publishes each listing whose content
+    /// differs from what was last published for it.
+    fn score_and_publish(
+        &mut self,
+        batch: &mut Batch,
+        done: &mut Flushed,
+        out: &mut Vec<Output>,
+    ) -> Result<(), SqlError> {
+        if batch.inputs.is_empty() {
+            return Ok(());
+        }
+        let inputs = std::mem::take(&mut batch.inputs);
+        done.scored += inputs.len() as u64;
+        let scored = self.attach(std::mem::take(&mut batch.listings), &inputs)?;
         for (p, mut listing) in scored {
             let Some(part) = self.parts.get_mut(&p) else {
                 continue;
@@ -532,25 +578,14 @@ impl Engine {
                 .insert(listing.listing_id.clone(), hash);
             self.metrics.published("upsert");
             done.published += 1;
-            *changed.entry(p).or_default() += 1;
+            *batch.changed.entry(p).or_default() += 1;
             out.push(Output::Listing {
                 key: listing.listing_id.clone(),
                 value: serde_json::to_vec(&listing).ok(),
                 ended: None,
             });
         }
-        for (p, total) in full {
-            self.rescored.push(Rescored {
-                partition: p,
-                changed: changed.get(&p).copied().unwrap_or(0),
-                total,
-            });
-        }
-        self.metrics.scored(done.scored, done.knock_on);
-        self.flushed.scored += done.scored;
-        self.flushed.knock_on += done.knock_on.min(done.scored);
-        self.flushed.published += done.published;
-        Ok(done)
+        Ok(())
     }
 
     /// Runs the score query over `inputs` and attaches each result to its listing (the query returns
@@ -592,6 +627,33 @@ impl Engine {
             .into_iter()
             .map(|(_, l)| l)
             .collect())
+    }
+}
+
+/// Listings scored in one run of the score query at most. A full rescore (a reconcile after a replay,
+/// `roomstream rescore --full`) scores and publishes a partition chunk by chunk, so its memory is
+/// bounded by the chunk, not by the partition.
+const SCORE_CHUNK: usize = 20_000;
+
+/// Built listings waiting for the score query, with their `score_input` rows.
+#[derive(Default)]
+struct Batch {
+    listings: Vec<(i32, CanonicalListing)>,
+    inputs: Vec<InputRow>,
+    /// Listings published per partition by this flush.
+    changed: BTreeMap<i32, u64>,
+}
+
+impl Batch {
+    /// Adds a built listing of partition `p` (one without a scoring row is not scored).
+    fn add(&mut self, part: &mut Part, p: i32, listing: CanonicalListing) {
+        if let Some((input, next, photos)) = input_for(part, &listing) {
+            let id = &listing.listing_id;
+            part.live.schedule(id, next);
+            part.live.remember_photos(id, photos);
+            self.listings.push((p, listing));
+            self.inputs.push(input);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! `roomstream_process_events_total{outcome}` (new, changed, unchanged, removed, relisted, sweep),
 //! `roomstream_process_changed_fields_total{field}`, `roomstream_process_published_total{kind}`
-//! (upsert, tombstone, suppressed), `roomstream_process_dlq_total{reason}`, merges, splits,
+//! (upsert, tombstone, suppressed), `roomstream_process_dlq_total{reason}`, merges, splits, flaps,
 //! `roomstream_process_scored_total{cause}` (own: the listing changed; knock_on: its fair cost, photo
 //! evidence or age band moved),
 //! `roomstream_process_consumer_lag{topic,partition}` and `roomstream_process_checkpoint_age_seconds`.
@@ -20,6 +20,8 @@ pub struct Metrics {
     pub merges: AtomicU64,
     /// Components that split.
     pub splits: AtomicU64,
+    /// Links that came back after evidence had taken them away (merge, split, merge again).
+    pub flaps: AtomicU64,
     lag: Mutex<BTreeMap<(String, i32), i64>>,
     last_checkpoint: Mutex<Option<Instant>>,
     started: Instant,
@@ -31,6 +33,7 @@ impl Default for Metrics {
             labelled: Mutex::default(),
             merges: AtomicU64::new(0),
             splits: AtomicU64::new(0),
+            flaps: AtomicU64::new(0),
             lag: Mutex::default(),
             last_checkpoint: Mutex::default(),
             started: Instant::now(),
@@ -151,6 +154,11 @@ impl Metrics {
         for (name, v, help) in [
             ("merges", &self.merges, "Components that merged."),
             ("splits", &self.splits, "Components that split."),
+            (
+                "flaps",
+                &self.flaps,
+                "Links that came back after the evidence had taken them away.",
+            ),
         ] {
             out.push_str(&format!(
                 "# HELP roomstream_process_{name}_total {help}\n# TYPE roomstream_process_{name}_total counter\nroomstream_process_{name}_total {}\n",

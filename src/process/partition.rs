@@ -60,9 +60,14 @@ pub struct PendingSweep {
     pub platform: crate::topics::envelope::Platform,
 }
 
-/// The map of source listings.
-pub type SourceMap =
-    std::collections::HashMap<SourceKey, SourceState, std::hash::BuildHasherDefault<FixedHasher>>;
+/// The map of source listings. Each state is boxed: a hash table keeps spare slots (up to half of them
+/// right after it grows), and a spare slot of an unboxed state is ~700 bytes. Serialized as the state
+/// itself.
+pub type SourceMap = std::collections::HashMap<
+    SourceKey,
+    Box<SourceState>,
+    std::hash::BuildHasherDefault<FixedHasher>,
+>;
 
 /// An owned partition at run time.
 #[derive(Debug, Default)]
@@ -105,6 +110,10 @@ impl Part {
             by_broker,
             ..Part::default()
         };
+        let PartitionState {
+            clusters, sources, ..
+        } = &mut part.state;
+        clusters.reindex(sources.values().filter(|s| s.alive).map(|s| &s.listing));
         for (k, s) in &part.state.sources {
             part.live.rebuild_photo(k, s.listing.image_url.as_deref());
         }
@@ -267,6 +276,9 @@ pub(super) fn relink(part: &mut Part, key: &SourceKey, threshold: f64, metrics: 
     metrics
         .splits
         .fetch_add(touched.splits, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .flaps
+        .fetch_add(touched.flaps, std::sync::atomic::Ordering::Relaxed);
     part.dirty.extend(touched.live);
     part.ended.extend(touched.ended);
 }
@@ -281,7 +293,7 @@ pub(super) fn view(
     let keys = part.state.clusters.members.get(id)?;
     let members: Vec<(&SourceKey, &SourceState)> = keys
         .iter()
-        .filter_map(|k| part.state.sources.get(k).map(|s| (k, s)))
+        .filter_map(|k| part.state.sources.get(k).map(|s| (k, &**s)))
         .collect();
     if members.is_empty() {
         return None;

@@ -1,9 +1,13 @@
 //! resolve: the same flat listed on Zigbang and Dabang (or twice on one site) becomes one canonical
 //! listing.
 //!
-//! Blocking: only live listings of the same region, 법정동 and lease (전세 or 월세) whose areas lie
-//! within [`MAX_AREA_GAP`] m² of each other are compared (an ordered index on (block hash, area)
-//! makes that a range scan; the hash only narrows the candidates — [`evidence`] checks the fields).
+//! Blocking: only live listings of the same region, 법정동 and lease (전세 or 월세) are ever compared,
+//! and of those only the ones in nearby map cells ([`CELL_M`] m squares, per coordinate precision):
+//! two positions further apart than both platforms' jitter are never the same flat, so the cells
+//! searched are those within that reach. Inside a cell each entry carries what the cheap hard gates
+//! read (area, floor, rooms, position), so most candidates are ruled out without looking the listing
+//! up. The work per input is therefore bounded by the density of listings around it, not by the size
+//! of its 동 or of the world. The index is derived from the live listings and is not checkpointed.
 //! Two listings are linked when the weighted [`Evidence`] clears the threshold after hard gates
 //! (floor, layout, lease, distance within both platforms' jitter, broker numbers that disagree). A
 //! canonical listing is a connected component of links, so the clustering is a function of the current
@@ -18,8 +22,10 @@ use sha2::{Digest, Sha256};
 
 use super::model::{SourceKey, SourceListing};
 
-/// Listings whose areas differ by more than this (m²) are never the same flat.
-pub const MAX_AREA_GAP: f64 = 1.0;
+use super::candidates::Candidates;
+pub use super::candidates::MAX_AREA_GAP;
+use super::fingerprint::{FixedHasher, mix};
+use super::vecmap::{VecMap, VecSet};
 
 /// Why two source listings were judged the same flat: each component in 0..=1 and the weighted score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +65,12 @@ const WEIGHTS: [(&str, f64); 7] = [
 
 /// Weighs the evidence that `a` and `b` are the same flat; `None` when a hard gate rules it out.
 pub fn evidence(a: &SourceListing, b: &SourceListing) -> Option<Evidence> {
+    weigh(a, b, f64::NEG_INFINITY)
+}
+
+/// [`evidence`], or `None` as soon as its score cannot reach `at_least` (the title, the one costly
+/// component and the last in the sum, is then not compared at all).
+fn weigh(a: &SourceListing, b: &SourceListing, at_least: f64) -> Option<Evidence> {
     if a.region_code != b.region_code || a.lease != b.lease {
         return None;
     }
@@ -117,6 +129,18 @@ pub fn evidence(a: &SourceListing, b: &SourceListing) -> Option<Evidence> {
         _ => 0.5,
     };
     let floor = if a.floor == b.floor { 1.0 } else { 0.5 };
+    // The score is the weighted sum in WEIGHTS' order with the title last, so the sum of the others
+    // plus the title's weight bounds it (rounding is monotonic): below `at_least`, stop here.
+    let others = [area, price, distance, fee, floor, broker];
+    let bound = others
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(p, (_, w))| p * w)
+        .sum::<f64>()
+        + WEIGHTS[6].1;
+    if round3(bound) < at_least {
+        return None;
+    }
     let title = jaccard(&a.title, &b.title);
     let parts = [area, price, distance, fee, floor, broker, title];
     let score = parts
@@ -194,30 +218,30 @@ pub fn canonical_id(partition: i32, founder: &SourceKey) -> String {
     format!("L{hex}")
 }
 
-/// Blocking key: a fixed hash of region, 법정동 (empty when unknown) and lease. Two blocks that
-/// collide only compare a few more candidates: [`evidence`] gates on the fields themselves.
-type Block = u64;
-
-fn block_of(l: &SourceListing) -> Block {
-    use super::fingerprint::mix;
-    let h = mix(0, l.region_code.as_bytes());
-    let h = mix(h, l.dong.as_deref().unwrap_or_default().as_bytes());
-    mix(h, &[u8::from(l.lease == super::model::Lease::Jeonse)])
-}
-
 /// The clustering of one partition's live source listings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Clusters {
-    /// (block, area in 1/100 m², key) of every live listing with an area: the candidate index.
-    index: BTreeSet<(Block, i64, SourceKey)>,
-    /// Where each indexed listing sits in `index`.
-    placed: BTreeMap<SourceKey, (Block, i64)>,
+    /// Every live listing with an area, by block and map cell: derived from the live listings, so not
+    /// checkpointed — a restore rebuilds it ([`Clusters::reindex`]).
+    #[serde(skip)]
+    index: Candidates,
+    /// Pairs (hashed) of live listings whose link the evidence took away: a link that comes back is a
+    /// flap. Run-time only, for the metric.
+    #[serde(skip)]
+    unlinked: std::collections::HashSet<u64, std::hash::BuildHasherDefault<FixedHasher>>,
     /// Links, both directions.
-    edges: BTreeMap<SourceKey, BTreeMap<SourceKey, Evidence>>,
+    edges: BTreeMap<SourceKey, VecMap<SourceKey, Evidence>>,
     /// Source listing → canonical id.
     pub of: BTreeMap<SourceKey, String>,
     /// Canonical id → members.
-    pub members: BTreeMap<String, BTreeSet<SourceKey>>,
+    pub members: BTreeMap<String, VecSet<SourceKey>>,
+}
+
+/// Two clusterings are equal when their links and components are: the candidate index is derived.
+impl PartialEq for Clusters {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.edges, &self.of, &self.members) == (&other.edges, &other.of, &other.members)
+    }
 }
 
 /// What a call to [`Clusters::update`] changed.
@@ -231,6 +255,8 @@ pub struct Touched {
     pub splits: u64,
     /// Components that merged.
     pub merges: u64,
+    /// Links that came back after evidence had taken them away, both listings live all along.
+    pub flaps: u64,
 }
 
 impl Clusters {
@@ -248,39 +274,24 @@ impl Clusters {
         // Unlink.
         let mut affected: BTreeSet<SourceKey> = BTreeSet::new();
         affected.insert(key.clone());
-        if let Some(old) = self.edges.remove(key) {
-            for other in old.keys() {
-                if let Some(e) = self.edges.get_mut(other) {
-                    e.remove(key);
-                    if e.is_empty() {
-                        self.edges.remove(other);
-                    }
+        let old = self.edges.remove(key).unwrap_or_default();
+        for other in old.keys() {
+            if let Some(e) = self.edges.get_mut(other) {
+                e.remove(key);
+                if e.is_empty() {
+                    self.edges.remove(other);
                 }
-                affected.insert(other.clone());
             }
+            affected.insert(other.clone());
         }
-        if let Some((block, area)) = self.placed.remove(key) {
-            self.index.remove(&(block, area, key.clone()));
-        }
+        self.index.remove(key);
         // Re-link.
-        if let Some(l) = listing
-            && let Some(a) = l.area_m2
-        {
-            let block = block_of(l);
-            let centi = (a * 100.0).round() as i64;
-            let gap = (MAX_AREA_GAP * 100.0) as i64;
-            let lo = (block, centi - gap, min_key());
-            let hi = (block, centi + gap + 1, min_key());
-            let candidates: Vec<SourceKey> = self
-                .index
-                .range(lo..hi)
-                .map(|(_, _, k)| k.clone())
-                .collect();
-            for other in candidates {
+        if let Some(l) = listing {
+            for other in self.index.near(l) {
                 let Some((ol, _)) = lookup(&other) else {
                     continue;
                 };
-                if let Some(ev) = evidence(l, ol).filter(|e| e.score >= threshold) {
+                if let Some(ev) = weigh(l, ol, threshold).filter(|e| e.score >= threshold) {
                     self.edges
                         .entry(key.clone())
                         .or_default()
@@ -292,9 +303,9 @@ impl Clusters {
                     affected.insert(other);
                 }
             }
-            self.index.insert((block, centi, key.clone()));
-            self.placed.insert(key.clone(), (block, centi));
+            self.index.insert(l);
         }
+        self.count_flaps(key, listing.is_some(), &old, lookup, touched);
         // The components the affected listings were in (old neighbours' and new neighbours' alike): each
         // is recomputed below, or ends.
         let old_components: BTreeSet<String> = affected
@@ -337,7 +348,8 @@ impl Clusters {
             for k in &component {
                 self.of.insert(k.clone(), id.clone());
             }
-            self.members.insert(id.clone(), component.clone());
+            self.members
+                .insert(id.clone(), component.iter().cloned().collect());
             seen.extend(component);
             touched.live.insert(id);
             new_components += 1;
@@ -347,7 +359,7 @@ impl Clusters {
         }
         // Old components: drop the ids no listing points to any more, trim the rest.
         for id in old_components {
-            let still: BTreeSet<SourceKey> = self
+            let still: VecSet<SourceKey> = self
                 .members
                 .get(&id)
                 .map(|m| {
@@ -372,6 +384,36 @@ impl Clusters {
         }
     }
 
+    /// Counts the links `key` regained that evidence had taken away while both listings stayed live
+    /// (a flap: linked, unlinked, linked again), and remembers the ones it lost now.
+    fn count_flaps<'a>(
+        &mut self,
+        key: &SourceKey,
+        live: bool,
+        old: &VecMap<SourceKey, Evidence>,
+        lookup: &dyn Fn(&SourceKey) -> Option<(&'a SourceListing, i64)>,
+        touched: &mut Touched,
+    ) {
+        let pair = |a: &SourceKey, b: &SourceKey| {
+            let (x, y) = if a < b { (a, b) } else { (b, a) };
+            let h = mix(mix(0, x.to_string().as_bytes()), y.to_string().as_bytes());
+            mix(h, &[0xfe])
+        };
+        let now = self.edges.get(key);
+        for other in now.into_iter().flat_map(|e| e.keys()) {
+            if !old.contains_key(other) && self.unlinked.remove(&pair(key, other)) {
+                touched.flaps += 1;
+            }
+        }
+        if live {
+            for other in old.keys() {
+                if !now.is_some_and(|e| e.contains_key(other)) && lookup(other).is_some() {
+                    self.unlinked.insert(pair(key, other));
+                }
+            }
+        }
+    }
+
     /// The links among a component's members (each once).
     pub fn links(&self, id: &str) -> Vec<(&SourceKey, &SourceKey, &Evidence)> {
         let Some(members) = self.members.get(id) else {
@@ -386,6 +428,32 @@ impl Clusters {
         out
     }
 
+    /// A clustering from its links and components (a checkpoint migration); the candidate index is
+    /// rebuilt when a partition is owned ([`Clusters::reindex`]).
+    pub fn from_parts(
+        edges: BTreeMap<SourceKey, VecMap<SourceKey, Evidence>>,
+        of: BTreeMap<SourceKey, String>,
+        members: BTreeMap<String, VecSet<SourceKey>>,
+    ) -> Clusters {
+        Clusters {
+            index: Candidates::default(),
+            unlinked: Default::default(),
+            edges,
+            of,
+            members,
+        }
+    }
+
+    /// Rebuilds the candidate index from the live listings (after a restore: it is not checkpointed).
+    /// Whether a listing is in it, and where, depends only on the listing, so this equals the index
+    /// the updates built.
+    pub fn reindex<'a>(&mut self, live: impl IntoIterator<Item = &'a SourceListing>) {
+        self.index = Candidates::default();
+        for l in live {
+            self.index.insert(l);
+        }
+    }
+
     /// Rebuilds nothing but checks that every live member has a component: for tests.
     pub fn len(&self) -> usize {
         self.members.len()
@@ -394,13 +462,6 @@ impl Clusters {
     /// Whether there are no canonical listings.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
-    }
-}
-
-fn min_key() -> SourceKey {
-    SourceKey {
-        platform: crate::topics::envelope::Platform::Zigbang,
-        id: String::new(),
     }
 }
 
@@ -518,5 +579,47 @@ mod tests {
             "{t:?}"
         );
         assert_eq!(c.len(), 3);
+    }
+
+    /// A link that the evidence takes away and gives back, both listings live, is one flap; a link
+    /// lost because a listing left the market is not.
+    #[test]
+    fn a_link_that_comes_back_is_a_flap() {
+        let z = flat(Platform::Zigbang, "1", 19.81, 37.4800, Precision::Exact);
+        let d = flat(Platform::Dabang, "a", 19.81, 37.4809, Precision::Jittered);
+        let mut data: BTreeMap<SourceKey, (SourceListing, i64)> = BTreeMap::new();
+        data.insert(z.key.clone(), (z.clone(), 1));
+        data.insert(d.key.clone(), (d.clone(), 2));
+        fn put(
+            c: &mut Clusters,
+            data: &BTreeMap<SourceKey, (SourceListing, i64)>,
+            key: &SourceKey,
+        ) -> u64 {
+            let lookup = |k: &SourceKey| data.get(k).map(|(l, f)| (l, *f));
+            let mut t = Touched::default();
+            c.update(0, key, data.get(key).map(|(l, _)| l), &lookup, 0.72, &mut t);
+            t.flaps
+        }
+        let mut c = Clusters::default();
+        let mut flaps = put(&mut c, &data, &z.key) + put(&mut c, &data, &d.key);
+        assert_eq!(c.of[&z.key], c.of[&d.key]);
+        // Dabang's copy jumps to another price: the link goes, both stay live.
+        let mut far = d.clone();
+        far.deposit = 5000;
+        far.rent = 20;
+        data.insert(d.key.clone(), (far, 2));
+        flaps += put(&mut c, &data, &d.key);
+        assert_ne!(c.of[&z.key], c.of[&d.key]);
+        // …and back: the link returns, a flap.
+        data.insert(d.key.clone(), (d.clone(), 2));
+        flaps += put(&mut c, &data, &d.key);
+        assert_eq!(c.of[&z.key], c.of[&d.key]);
+        // Dabang's copy leaves the market and comes back: no flap.
+        let gone = data.remove(&d.key);
+        flaps += put(&mut c, &data, &d.key);
+        data.insert(d.key.clone(), gone.expect("there"));
+        flaps += put(&mut c, &data, &d.key);
+        assert_eq!(c.of[&z.key], c.of[&d.key]);
+        assert_eq!(flaps, 1);
     }
 }

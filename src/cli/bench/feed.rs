@@ -23,18 +23,24 @@ pub type Record = (TopicKind, String, Vec<u8>);
 /// The simulator's feed of `listings` flats over `days` days, in memory.
 pub fn synthetic(listings: u32, days: u32, seed: u64) -> anyhow::Result<Vec<Record>> {
     let mut mem = MemorySink::default();
-    play(listings, days, seed, &mut mem)?;
+    play(listings, days, seed, None, &mut mem)?;
     Ok(mem.records)
 }
 
-fn play(listings: u32, days: u32, seed: u64, sink: &mut dyn EventSink) -> anyhow::Result<()> {
+fn play(
+    listings: u32,
+    days: u32,
+    seed: u64,
+    truth: Option<PathBuf>,
+    sink: &mut dyn EventSink,
+) -> anyhow::Result<()> {
     let mut emitter = crate::crawl::Emitter::new(sink, None);
     let args = SyntheticArgs {
         listings,
         days,
         seed,
         rate: None,
-        truth: None,
+        truth,
     };
     synthetic::run(&args, &mut emitter)?;
     emitter.finish()?;
@@ -85,10 +91,29 @@ pub struct Core {
 }
 
 impl Core {
-    /// An engine owning every input partition, from empty states.
+    /// An engine owning every input partition, from empty states, live: each micro-batch is scored
+    /// and published as it fills.
     pub fn new(cfg: &Config) -> anyhow::Result<Core> {
+        Core::owning(cfg, false)
+    }
+
+    /// An engine owning every input partition, from empty states, catching up as `roomstream replay`
+    /// does: nothing is scored or published until [`Core::reconcile`].
+    pub fn replaying(cfg: &Config) -> anyhow::Result<Core> {
+        Core::owning(cfg, true)
+    }
+
+    fn owning(cfg: &Config, catching_up: bool) -> anyhow::Result<Core> {
         let mut engine = super::super::process::make_engine(cfg, Arc::new(Metrics::default()))?;
-        engine.own_empty(TopicKind::Observed.def().partitions);
+        for p in 0..TopicKind::Observed.def().partitions {
+            engine.own(
+                crate::process::engine::PartitionState {
+                    partition: p,
+                    ..Default::default()
+                },
+                catching_up,
+            );
+        }
         Ok(Core {
             engine,
             offsets: Default::default(),
@@ -140,6 +165,19 @@ impl Core {
         Ok(())
     }
 
+    /// Ends a replay's catch-up: applies the held sweeps and reconciles every partition with an empty
+    /// `listings.v1` (the worst case: every listing is scored and published).
+    pub fn reconcile(&mut self) -> anyhow::Result<()> {
+        let parts: Vec<i32> = self.engine.parts.keys().copied().collect();
+        for p in parts {
+            self.engine.release_sweeps(p);
+            self.engine
+                .reconcile(p, std::collections::BTreeMap::new(), &mut self.out)?;
+            self.drain();
+        }
+        Ok(())
+    }
+
     fn drain(&mut self) {
         for o in self.out.drain(..) {
             if let Output::Listing { key, value, ended } = o {
@@ -186,14 +224,20 @@ impl Spool {
         days: u32,
         seed: u64,
     ) -> anyhow::Result<(Spool, bool)> {
-        let dir = root.join(format!("feed-{listings}x{days}-s{seed}-v1"));
+        let dir = root.join(format!("feed-{listings}x{days}-s{seed}-v2"));
         if dir.join("complete").exists() {
             return Ok((Spool { dir }, false));
         }
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut writer = SpoolWriter::new(&dir)?;
-        play(listings, days, seed, &mut writer)?;
+        play(
+            listings,
+            days,
+            seed,
+            Some(dir.join("truth.jsonl")),
+            &mut writer,
+        )?;
         writer.close()?;
         std::fs::write(dir.join("complete"), b"")?;
         Ok((Spool { dir }, true))
@@ -202,6 +246,11 @@ impl Spool {
     /// The registry's file.
     pub fn brokers(&self) -> PathBuf {
         self.dir.join("brokers.bin")
+    }
+
+    /// The simulator's ground truth of the feed (`crawl synthetic --truth`).
+    pub fn truth(&self) -> PathBuf {
+        self.dir.join("truth.jsonl")
     }
 
     /// The file of input partition `p`.

@@ -20,6 +20,7 @@ use super::groups::Groups;
 use super::model::{Stats, predict_with};
 use super::{FairMap, Params};
 use crate::process::model::SourceKey;
+use crate::process::vecmap::VecSet;
 
 /// Derived scoring state of one partition.
 #[derive(Debug, Default)]
@@ -39,7 +40,7 @@ pub struct Live {
     /// Fits so far.
     pub fits: u64,
     /// Photo URL → every source listing (alive or gone) that showed it.
-    photos: HashMap<String, BTreeSet<SourceKey>>,
+    photos: HashMap<String, VecSet<SourceKey>>,
     image_of: HashMap<SourceKey, String>,
     /// Photo reuse last scored per listing.
     photo_scored: HashMap<String, u32>,
