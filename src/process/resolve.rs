@@ -237,6 +237,9 @@ pub struct Clusters {
     pub members: BTreeMap<String, VecSet<SourceKey>>,
 }
 
+/// Lost links remembered for the flap count, at most (8 bytes each, and the table's slack).
+const MAX_UNLINKED: usize = 1 << 20;
+
 /// Two clusterings are equal when their links and components are: the candidate index is derived.
 impl PartialEq for Clusters {
     fn eq(&self, other: &Self) -> bool {
@@ -408,6 +411,11 @@ impl Clusters {
         if live {
             for other in old.keys() {
                 if !now.is_some_and(|e| e.contains_key(other)) && lookup(other).is_some() {
+                    if self.unlinked.len() >= MAX_UNLINKED {
+                        // Links that never came back: forget them rather than grow without bound
+                        // (the metric may then miss a flap of a very old link).
+                        self.unlinked.clear();
+                    }
                     self.unlinked.insert(pair(key, other));
                 }
             }

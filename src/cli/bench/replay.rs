@@ -334,7 +334,6 @@ fn report(done: &[Measured], days: u32, seed: u64, machine: &report::Machine) ->
                     "",
                     Better::Higher,
                 )
-                .vs("the seed's rule", d.seed.precision())
                 .target(0.98),
             );
             r.push(
@@ -344,7 +343,6 @@ fn report(done: &[Measured], days: u32, seed: u64, machine: &report::Machine) ->
                     "",
                     Better::Higher,
                 )
-                .vs("the seed's rule", d.seed.recall())
                 .target(0.95),
             );
         }
@@ -373,12 +371,14 @@ fn report(done: &[Measured], days: u32, seed: u64, machine: &report::Machine) ->
             m.caught_up as f64 / 1e9,
             if m.reset { "" } else { " (could not reset the peak: it includes earlier phases)" },
             m.dedup.map_or(String::new(), |d| format!(
-                "; dedup P {:.4} R {:.4} ({} of {} true pairs, {} predicted)",
+                "; dedup P {:.4} R {:.4} ({} of {} true pairs, {} predicted; the seed's rule: {} of {} predicted right)",
                 d.roomstream.precision(),
                 d.roomstream.recall(),
                 d.roomstream.correct,
                 d.roomstream.truth,
-                d.roomstream.predicted
+                d.roomstream.predicted,
+                d.seed.correct,
+                d.seed.predicted
             )),
         ));
         if let Some(why) = &m.stopped {
