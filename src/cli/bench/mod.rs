@@ -21,6 +21,7 @@ mod api;
 mod feed;
 mod freshness;
 mod incremental;
+mod partitions;
 mod replay;
 pub mod report;
 mod sinks;
